@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Creates .venv and installs rerankit with every extra and the dev tools. Idempotent: a second
+# run with unchanged pyproject.toml / constraints.txt does nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.rerankit-installed
+want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+# torch first, pinned: the CPU build. An unpinned torch would pull a CUDA build of several GB.
+.venv/bin/python -m pip install --quiet torch==2.13.0
+.venv/bin/python -m pip install --quiet -c constraints.txt -e '.[all,dev]'
+echo "$want" > "$stamp"

@@ -1,0 +1,471 @@
+"""Late-interaction reranking: ColBERT-style MaxSim over token embeddings.
+
+Two encoders produce the token embeddings:
+
+* ``sentence-transformers``: the token embeddings of any sentence-transformers model;
+* ``colbert``: a ColBERT checkpoint in the original Stanford format (``HF_ColBERT``: a BERT plus
+  a ``linear`` projection, with query/document markers, ``[MASK]`` query augmentation and
+  punctuation masking as configured in its ``artifact.metadata``).
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from rerankit._deps import require
+from rerankit._models import shared_model
+from rerankit._torch import DTYPES, resolve_device, resolve_dtype, torch_module
+from rerankit.backends._segments import LongDocuments, check_long_documents, segment
+from rerankit.backends._sentence import default_model, document_budget, load_sentence_transformer
+from rerankit.base import Reranker, ScoreBatch
+from rerankit.calibration import Calibration, ScoreSpace
+from rerankit.errors import BackendError, ConfigurationError
+
+__all__ = ["ColbertSettings", "LateInteractionReranker", "detect_encoder", "maxsim"]
+
+Encoder = Literal["auto", "sentence-transformers", "colbert"]
+ENCODERS = ("auto", "sentence-transformers", "colbert")
+
+_FEATURE = "LateInteractionReranker"
+_METADATA_FILE = "artifact.metadata"
+_PROJECTION_KEY = "linear.weight"
+
+
+def maxsim(query_tokens: Any, doc_tokens: Any) -> float:
+    """Mean over query tokens of the best cosine with any document token.
+
+    Both inputs are L2-normalised ``(tokens, dim)`` tensors; the result is in [-1, 1]
+    (ColBERT's MaxSim sum divided by the number of query tokens).
+    """
+    sims = query_tokens @ doc_tokens.T
+    return float(sims.max(dim=1).values.mean())
+
+
+# -- checkpoint files ------------------------------------------------------------------------------
+
+
+def _checkpoint_file(model: str, filename: str) -> Path | None:
+    """``filename`` of a local model directory or a hub repository, or None when it has none.
+
+    Hub files are resolved with ``huggingface_hub`` (so the usual cache, ``HF_HUB_OFFLINE`` and
+    token settings apply). A file that cannot be had (absent, offline and not cached, unknown
+    repository) counts as absent.
+    """
+    local = Path(model).expanduser()
+    if local.is_dir():
+        path = local / filename
+        return path if path.is_file() else None
+    hub = require("huggingface_hub", extra="local", feature=_FEATURE, package="huggingface-hub")
+    try:
+        return Path(hub.hf_hub_download(repo_id=model, filename=filename))
+    except (OSError, ValueError):
+        # EntryNotFound / LocalEntryNotFound / RepositoryNotFound / offline errors are OSErrors,
+        # an invalid repo id is a ValueError (HFValidationError).
+        return None
+
+
+def _read_json(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def detect_encoder(model: str) -> Literal["sentence-transformers", "colbert"]:
+    """Which encoder a checkpoint needs, decided from its files (never from its name).
+
+    A checkpoint is ColBERT when its ``config.json`` lists ``HF_ColBERT`` among its
+    ``architectures`` or when it ships an ``artifact.metadata`` file; anything else is read
+    as a sentence-transformers model.
+    """
+    config = _read_json(_checkpoint_file(model, "config.json"))
+    architectures = config.get("architectures") if config else None
+    if isinstance(architectures, list) and "HF_ColBERT" in architectures:
+        return "colbert"
+    if _checkpoint_file(model, _METADATA_FILE) is not None:
+        return "colbert"
+    return "sentence-transformers"
+
+
+@dataclass(frozen=True)
+class ColbertSettings:
+    """The encoding settings of a ColBERT checkpoint (from its ``artifact.metadata``).
+
+    Defaults are ColBERT's own defaults, used for keys the metadata does not set.
+    """
+
+    query_maxlen: int = 32
+    doc_maxlen: int = 220
+    query_token_id: str = "[unused0]"
+    doc_token_id: str = "[unused1]"
+    mask_punctuation: bool = True
+    attend_to_mask_tokens: bool = False
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any] | None) -> ColbertSettings:
+        """Settings from a parsed ``artifact.metadata`` (missing keys keep the defaults)."""
+        defaults = cls()
+        data = dict(metadata or {})
+
+        def pick(name: str, kind: type) -> Any:
+            value = data.get(name)
+            if value is None:
+                return getattr(defaults, name)
+            if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value < 4):
+                raise ConfigurationError(
+                    f"artifact.metadata: {name} must be an int >= 4, got {value!r}"
+                )
+            if kind is not int and not isinstance(value, kind):
+                raise ConfigurationError(
+                    f"artifact.metadata: {name} must be a {kind.__name__}, got {value!r}"
+                )
+            return value
+
+        return cls(
+            query_maxlen=pick("query_maxlen", int),
+            doc_maxlen=pick("doc_maxlen", int),
+            query_token_id=pick("query_token_id", str),
+            doc_token_id=pick("doc_token_id", str),
+            mask_punctuation=pick("mask_punctuation", bool),
+            attend_to_mask_tokens=pick("attend_to_mask_tokens", bool),
+        )
+
+
+def _load_projection(model: str) -> Any | None:
+    """The ``linear.weight`` projection of a ColBERT checkpoint, or None if it has none."""
+    torch = torch_module()
+    for index_name, single in (
+        ("model.safetensors.index.json", "model.safetensors"),
+        ("pytorch_model.bin.index.json", "pytorch_model.bin"),
+    ):
+        path = _checkpoint_file(model, single)
+        if path is None:
+            index = _read_json(_checkpoint_file(model, index_name))
+            weight_map = index.get("weight_map") if index else None
+            shard = weight_map.get(_PROJECTION_KEY) if isinstance(weight_map, dict) else None
+            path = _checkpoint_file(model, shard) if isinstance(shard, str) else None
+        if path is None:
+            continue
+        if path.name.endswith(".safetensors"):
+            safetensors = require("safetensors", extra="local", feature=_FEATURE)
+            with safetensors.safe_open(str(path), framework="pt") as handle:
+                if _PROJECTION_KEY in set(handle.keys()):
+                    return handle.get_tensor(_PROJECTION_KEY)
+            continue
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and _PROJECTION_KEY in state:
+            return state[_PROJECTION_KEY]
+    return None
+
+
+class _ColbertEncoder:
+    """A loaded ColBERT checkpoint: BERT, projection, tokenizer and encoding settings."""
+
+    def __init__(self, bert: Any, projection: Any, tokenizer: Any, settings: ColbertSettings):
+        self.bert = bert
+        self.projection = projection
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.device = projection.device
+        markers = tokenizer.convert_tokens_to_ids([settings.query_token_id, settings.doc_token_id])
+        unk = tokenizer.unk_token_id
+        for token, marker in zip(
+            (settings.query_token_id, settings.doc_token_id), markers, strict=True
+        ):
+            if marker is None or (unk is not None and marker == unk):
+                raise ConfigurationError(
+                    f"the ColBERT marker token {token!r} is not in the vocabulary"
+                )
+        self.query_marker, self.doc_marker = int(markers[0]), int(markers[1])
+        if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
+            raise ConfigurationError("a ColBERT tokenizer needs a mask token and a pad token")
+        self.skip_ids: list[int] = []
+        if settings.mask_punctuation:
+            for symbol in string.punctuation:
+                ids = tokenizer.encode(symbol, add_special_tokens=False)
+                if ids:
+                    self.skip_ids.append(int(ids[0]))
+        # [CLS] + marker + [SEP] (markers take the place of the "." placeholder ColBERT inserts).
+        self.specials = int(tokenizer.num_special_tokens_to_add(pair=False)) + 1
+        limit = getattr(bert.config, "max_position_embeddings", None) or 512
+        tok_limit = getattr(tokenizer, "model_max_length", None)
+        if isinstance(tok_limit, int) and 0 < tok_limit < limit:
+            limit = tok_limit
+        self.max_positions = int(limit)
+
+    def doc_window(self, max_length: int | None) -> int:
+        """Document tokens per pass, special tokens included."""
+        return min(max_length or self.settings.doc_maxlen, self.max_positions)
+
+    def _project(self, input_ids: Any, attention_mask: Any) -> Any:
+        torch = torch_module()
+        try:
+            with torch.inference_mode():
+                hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask)[0]
+                out = (hidden @ self.projection.T).float()
+        except RuntimeError as exc:
+            raise BackendError(f"the ColBERT model failed to encode a batch: {exc}") from exc
+        return torch.nn.functional.normalize(out, dim=-1)
+
+    def encode_query(self, query: str) -> Any:
+        """``(query_maxlen, dim)`` normalised embeddings: marker, [MASK] augmentation."""
+        s = self.settings
+        features = self.tokenizer(
+            [". " + query],
+            padding="max_length",
+            truncation=True,
+            max_length=s.query_maxlen,
+            return_tensors="pt",
+        )
+        ids, mask = features["input_ids"], features["attention_mask"]
+        ids[:, 1] = self.query_marker
+        augment = ids == self.tokenizer.pad_token_id
+        ids[augment] = self.tokenizer.mask_token_id
+        if s.attend_to_mask_tokens:
+            mask[augment] = 1
+        return self._project(ids.to(self.device), mask.to(self.device))[0]
+
+    def encode_documents(
+        self, texts: Sequence[str], window: int, lengths: Sequence[int], batch_size: int
+    ) -> list[Any]:
+        """Normalised embeddings of each document's kept tokens (punctuation masked out)."""
+        torch = torch_module()
+        out: list[Any] = [None] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        skip = torch.tensor(self.skip_ids, dtype=torch.long)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            features = self.tokenizer(
+                [". " + texts[i] for i in chunk],
+                padding="longest",
+                truncation="longest_first",
+                max_length=window,
+                return_tensors="pt",
+            )
+            ids, mask = features["input_ids"], features["attention_mask"]
+            ids[:, 1] = self.doc_marker
+            embeddings = self._project(ids.to(self.device), mask.to(self.device)).cpu()
+            keep = mask.bool() & ~torch.isin(ids, skip)
+            for row, i in enumerate(chunk):
+                out[i] = embeddings[row][keep[row]]
+        return out
+
+
+def load_colbert(
+    model: str, device: str | None, dtype: str, trust_remote_code: bool
+) -> _ColbertEncoder:
+    """Load (once per process) a ColBERT checkpoint from a local directory or the hub."""
+    transformers = require("transformers", extra="local", feature=_FEATURE)
+    resolved_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, resolved_device)
+
+    def load() -> _ColbertEncoder:
+        projection = _load_projection(model)
+        if projection is None or getattr(projection, "ndim", 0) != 2:
+            raise ConfigurationError(
+                f"{model} is not a ColBERT checkpoint: its weights hold no 2-d "
+                f"{_PROJECTION_KEY!r} projection (use encoder='sentence-transformers' for a "
+                "sentence-transformers model)"
+            )
+        settings = ColbertSettings.from_metadata(
+            _read_json(_checkpoint_file(model, _METADATA_FILE))
+        )
+        tokenizer = transformers.AutoTokenizer.from_pretrained(
+            model, trust_remote_code=trust_remote_code
+        )
+        bert, info = transformers.AutoModel.from_pretrained(
+            model, trust_remote_code=trust_remote_code, output_loading_info=True
+        )
+        missing = sorted(k for k in info.get("missing_keys", ()) if not k.startswith("pooler."))
+        if missing:
+            raise ConfigurationError(
+                f"{model}: the checkpoint lacks encoder weights {missing[:5]} (is it a ColBERT "
+                "checkpoint?)"
+            )
+        hidden = int(bert.config.hidden_size)
+        if int(projection.shape[1]) != hidden:
+            raise ConfigurationError(
+                f"{model}: {_PROJECTION_KEY} has shape {tuple(projection.shape)}, which does not "
+                f"project the model's hidden size {hidden}"
+            )
+        bert.to(device=resolved_device, dtype=torch_dtype)
+        bert.eval()
+        projection = projection.to(device=resolved_device, dtype=torch_dtype)
+        return _ColbertEncoder(bert, projection, tokenizer, settings)
+
+    key = ("colbert", model, resolved_device, str(torch_dtype), trust_remote_code)
+    return shared_model(key, load)
+
+
+# -- the reranker ----------------------------------------------------------------------------------
+
+
+class LateInteractionReranker(Reranker):
+    """Scores documents by MaxSim over per-token embeddings, ColBERT-style.
+
+    The raw score is the length-normalised MaxSim (the mean over query tokens of the best
+    cosine with any document token), in ``cosine`` space.
+
+    ``encoder`` picks how token embeddings are made:
+
+    * ``"sentence-transformers"``: the token embeddings of any sentence-transformers model
+      (the offline all-MiniLM-L6-v2 by default);
+    * ``"colbert"``: a ColBERT checkpoint in the original Stanford format (e.g.
+      ``colbert-ir/colbertv2.0``): a BERT whose weights also hold a ``linear.weight``
+      projection to the ColBERT dimension, with an ``artifact.metadata`` JSON. As in ColBERT,
+      the query gets the query marker (``[unused0]``) right after ``[CLS]`` and is padded with
+      ``[MASK]`` tokens to ``query_maxlen`` (query augmentation; the masks are encoded and
+      scored, and attended to only when the metadata sets ``attend_to_mask_tokens``);
+      documents get the document marker (``[unused1]``), are not padded and are cut at
+      ``doc_maxlen`` tokens (``max_length`` overrides it); embeddings are L2-normalised and
+      document punctuation tokens are left out of MaxSim (``mask_punctuation``). The raw
+      score is ColBERT's score divided by ``query_maxlen``, so rankings are ColBERT's.
+      A query longer than ``query_maxlen`` tokens is truncated, as ColBERT does;
+    * ``"auto"`` (default): ``colbert`` when the checkpoint's ``config.json`` lists the
+      ``HF_ColBERT`` architecture or it ships an ``artifact.metadata`` file, otherwise
+      ``sentence-transformers``. The decision reads the checkpoint's files (a local directory,
+      or the hub through ``huggingface_hub``) and never the model name; it happens on first
+      use, not in the constructor.
+
+    Example:
+        >>> from rerankit import LateInteractionReranker
+        >>> reranker = LateInteractionReranker()
+        >>> top = reranker.rerank("vector database", ["Qdrant stores vectors.", "Pasta recipes"])
+        >>> top[0].index
+        0
+        >>> colbert = LateInteractionReranker(model="colbert-ir/colbertv2.0")  # doctest: +SKIP
+    """
+
+    backend = "late-interaction"
+    score_space = ScoreSpace.COSINE
+
+    def __init__(
+        self,
+        *,
+        model: str | None = None,
+        device: str | None = None,
+        batch_size: int = 32,
+        max_length: int | None = None,
+        dtype: str = "float32",
+        long_documents: LongDocuments = "truncate",
+        window_overlap: int = 64,
+        trust_remote_code: bool = False,
+        calibration: Calibration | None = None,
+        dedupe: bool = True,
+        encoder: Encoder = "auto",
+    ) -> None:
+        if model is not None and (not isinstance(model, str) or not model.strip()):
+            raise ConfigurationError("model must be a non-empty hub id or local path, or None")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
+        if max_length is not None and (
+            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 8
+        ):
+            raise ConfigurationError(f"max_length must be an int >= 8 or None, got {max_length!r}")
+        if dtype not in DTYPES:
+            raise ConfigurationError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        if encoder not in ENCODERS:
+            raise ConfigurationError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
+        check_long_documents(long_documents, window_overlap)
+        super().__init__(calibration=calibration, dedupe=dedupe)
+        self.model = model or default_model()
+        self.device = device
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.dtype = dtype
+        self.long_documents: LongDocuments = long_documents
+        self.window_overlap = window_overlap
+        self.trust_remote_code = trust_remote_code
+        self.encoder: Encoder = encoder
+        self._resolved: Literal["sentence-transformers", "colbert"] | None = None
+        self._loaded: Any = None
+
+    @property
+    def model_name(self) -> str:
+        return self.model
+
+    def resolved_encoder(self) -> Literal["sentence-transformers", "colbert"]:
+        """The encoder in use: ``encoder``, or for ``"auto"`` what the checkpoint's files say."""
+        if self._resolved is None:
+            self._resolved = detect_encoder(self.model) if self.encoder == "auto" else self.encoder
+        return self._resolved
+
+    def warm_up(self) -> None:
+        """Load the model now instead of on the first call."""
+        self._load()
+
+    def _load(self) -> Any:
+        if self._loaded is None:
+            if self.resolved_encoder() == "colbert":
+                self._loaded = load_colbert(
+                    self.model, self.device, self.dtype, self.trust_remote_code
+                )
+            else:
+                self._loaded = load_sentence_transformer(
+                    self.model,
+                    self.device,
+                    self.dtype,
+                    self.trust_remote_code,
+                    self.max_length,
+                    _FEATURE,
+                )
+        return self._loaded
+
+    def _tokens(self, encoder: Any, texts: Sequence[str]) -> list[Any]:
+        torch = torch_module()
+        out = encoder.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            output_value="token_embeddings",
+            convert_to_numpy=False,
+            show_progress_bar=False,
+        )
+        return [torch.nn.functional.normalize(t.float(), dim=-1) for t in out]
+
+    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+        encoder = self._load()
+        if isinstance(encoder, _ColbertEncoder):
+            return self._score_colbert(encoder, query, texts)
+        segments = segment(
+            encoder.tokenizer,
+            texts,
+            document_budget(encoder),
+            mode=self.long_documents,
+            overlap=self.window_overlap,
+        )
+        q = self._tokens(encoder, [query])[0]
+        docs = self._tokens(encoder, segments.texts)
+        raw = [maxsim(q, d) for d in docs]
+        return ScoreBatch(
+            raw=segments.aggregate_max(raw),
+            truncated=segments.truncated,
+            windows=segments.windows,
+        )
+
+    def _score_colbert(
+        self, encoder: _ColbertEncoder, query: str, texts: Sequence[str]
+    ) -> ScoreBatch:
+        window = encoder.doc_window(self.max_length)
+        segments = segment(
+            encoder.tokenizer,
+            texts,
+            window - encoder.specials,
+            mode=self.long_documents,
+            overlap=self.window_overlap,
+        )
+        q = encoder.encode_query(query)
+        docs = encoder.encode_documents(segments.texts, window, segments.lengths, self.batch_size)
+        raw = [maxsim(q, d) for d in docs]
+        return ScoreBatch(
+            raw=segments.aggregate_max(raw),
+            truncated=segments.truncated,
+            windows=segments.windows,
+        )

@@ -1,0 +1,114 @@
+"""The score contract: every backend declares the space of its raw score and maps it to [0, 1].
+
+A threshold such as ``min_score=0.5`` compares the calibrated ``score``, so the same value means
+"about as likely relevant as not" whichever backend produced it:
+
+========================  ===============================  =====================================
+space                     raw score                        default calibration to ``score``
+========================  ===============================  =====================================
+``logit``                 unbounded logit (cross-encoder)  ``sigmoid(raw)``
+``probability``           already in [0, 1] (Cohere, LLM)  identity
+``cosine``                cosine similarity in [-1, 1]     ``clip(raw, 0, 1)``
+``grade``                 a 0-10 grade                     ``raw / 10``
+========================  ===============================  =====================================
+
+Any callable ``float -> float`` can replace the default (pass ``calibration=`` to a backend);
+:class:`Sigmoid` and :class:`Linear` cover the usual fits (Platt scaling, min-max).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from rerankit.errors import CalibrationError, ConfigurationError
+
+__all__ = [
+    "Calibration",
+    "Clip",
+    "Identity",
+    "Linear",
+    "ScoreSpace",
+    "Sigmoid",
+    "calibrate",
+    "default_calibration",
+]
+
+Calibration = Callable[[float], float]
+
+
+class ScoreSpace(str, Enum):
+    """The space a backend's raw score lives in."""
+
+    LOGIT = "logit"
+    PROBABILITY = "probability"
+    COSINE = "cosine"
+    GRADE = "grade"
+
+
+@dataclass(frozen=True)
+class Sigmoid:
+    """``1 / (1 + exp(-(scale * raw + shift)))``: Platt scaling of a logit."""
+
+    scale: float = 1.0
+    shift: float = 0.0
+
+    def __call__(self, raw: float) -> float:
+        z = self.scale * raw + self.shift
+        if z >= 0:
+            return 1.0 / (1.0 + math.exp(-z))
+        e = math.exp(z)
+        return e / (1.0 + e)
+
+
+@dataclass(frozen=True)
+class Linear:
+    """``clip((raw - low) / (high - low), 0, 1)``: maps a known raw range onto [0, 1]."""
+
+    low: float
+    high: float
+
+    def __post_init__(self) -> None:
+        if not self.high > self.low:
+            raise CalibrationError(f"Linear needs high > low, got low={self.low}, high={self.high}")
+
+    def __call__(self, raw: float) -> float:
+        return min(1.0, max(0.0, (raw - self.low) / (self.high - self.low)))
+
+
+@dataclass(frozen=True)
+class Clip:
+    """``clip(raw, 0, 1)``: for scores that are already probabilities or non-negative cosines."""
+
+    def __call__(self, raw: float) -> float:
+        return min(1.0, max(0.0, raw))
+
+
+Identity = Clip
+
+
+def default_calibration(space: ScoreSpace) -> Calibration:
+    """The documented default calibration of a score space."""
+    try:
+        space = ScoreSpace(space)  # also accept the plain string value, e.g. "logit"
+    except ValueError as exc:
+        raise ConfigurationError(f"unknown score space {space!r}") from exc
+    if space is ScoreSpace.LOGIT:
+        return Sigmoid()
+    if space is ScoreSpace.GRADE:
+        return Linear(0.0, 10.0)
+    return Clip()
+
+
+def calibrate(calibration: Calibration, raw: float) -> float:
+    """Apply ``calibration`` and check the contract: a finite float in [0, 1]."""
+    if not math.isfinite(raw):
+        raise CalibrationError(f"the backend emitted a non-finite raw score: {raw!r}")
+    score = float(calibration(raw))
+    if not (0.0 <= score <= 1.0):  # also rejects NaN
+        raise CalibrationError(
+            f"calibration {calibration!r} mapped raw score {raw!r} to {score!r}, outside [0, 1]"
+        )
+    return score

@@ -1,0 +1,136 @@
+"""Value types of the rerank core: candidates in, results out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+__all__ = ["Candidate", "Dropped", "RerankResult", "RerankResults"]
+
+DropReason = Literal["min_score", "min_ratio", "largest_gap", "top_n"]
+
+
+def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A document to rerank: its text, an optional id and metadata.
+
+    The candidate is never changed by rerankit; results point back to the same object.
+
+    Example:
+        >>> from rerankit import Candidate
+        >>> c = Candidate("Qdrant is a vector database.", id="doc-1", metadata={"source": "faq"})
+        >>> c.id, c.metadata["source"]
+        ('doc-1', 'faq')
+    """
+
+    text: str
+    id: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.metadata, MappingProxyType):
+            object.__setattr__(self, "metadata", _frozen(self.metadata))
+
+
+@dataclass(frozen=True, slots=True)
+class RerankResult:
+    """One reranked document.
+
+    Attributes:
+        index: position of the document in the input list.
+        score: calibrated relevance in [0, 1]; higher is more relevant. Thresholds compare this.
+        raw_score: what the model emitted, in the backend's declared score space.
+        rank: 0-based position in the reranked output.
+        candidate: the input candidate, untouched (strings are wrapped in a :class:`Candidate`).
+        truncated: the document was longer than the model window and was cut.
+        windows: how many windows were scored (1 unless long documents are windowed).
+    """
+
+    index: int
+    score: float
+    raw_score: float
+    rank: int
+    candidate: Candidate
+    truncated: bool = False
+    windows: int = 1
+
+    @property
+    def text(self) -> str:
+        """The candidate's text."""
+        return self.candidate.text
+
+    @property
+    def id(self) -> str | None:
+        """The candidate's id."""
+        return self.candidate.id
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """An input document that was scored but not returned, and why."""
+
+    index: int
+    score: float
+    raw_score: float
+    reason: DropReason
+
+
+class RerankResults(list[RerankResult]):
+    """The results of one rerank call: a list of :class:`RerankResult`, best first.
+
+    Besides the list itself it accounts for every input that is not in it:
+
+    * ``dropped``: inputs cut by the threshold policy or ``top_n``, with the rule that cut them;
+    * ``duplicates``: input index of a duplicate -> index of the copy that was scored and kept;
+    * ``empty_reason``: when the list is empty although there were documents, why
+      (e.g. ``"no document reached min_score=0.5 (best score 0.31)"``). ``None`` otherwise;
+    * ``truncated``: how many documents were truncated to the model window.
+
+    Every input index appears exactly once: in the list, in ``dropped`` or in ``duplicates``.
+
+    Example:
+        >>> from rerankit import RerankResults
+        >>> r = RerankResults([], empty_reason="no documents")
+        >>> bool(r), r.empty_reason
+        (False, 'no documents')
+    """
+
+    def __init__(
+        self,
+        results: Iterable[RerankResult] = (),
+        *,
+        dropped: Iterable[Dropped] = (),
+        duplicates: Mapping[int, int] | None = None,
+        empty_reason: str | None = None,
+        truncated: int = 0,
+        backend: str = "",
+        model: str = "",
+    ) -> None:
+        super().__init__(results)
+        self.dropped: tuple[Dropped, ...] = tuple(dropped)
+        self.duplicates: Mapping[int, int] = _frozen_int(duplicates)
+        self.empty_reason = empty_reason
+        self.truncated = truncated
+        self.backend = backend
+        self.model = model
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nothing was returned."""
+        return len(self) == 0
+
+    def __repr__(self) -> str:
+        return (
+            f"RerankResults({list.__repr__(self)}, dropped={len(self.dropped)}, "
+            f"duplicates={len(self.duplicates)}, empty_reason={self.empty_reason!r})"
+        )
+
+
+def _frozen_int(mapping: Mapping[int, int] | None) -> Mapping[int, int]:
+    return MappingProxyType(dict(mapping or {}))
