@@ -56,9 +56,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_model_loading() -> None:
+    """Hide weight-loading progress bars: the demo prints its own report."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # the demo reports the missing extra itself
+        return
+    hf_logging.disable_progress_bar()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "demo":
+        _quiet_model_loading()
         from rerankit.demo import DemoConfig, run_demo
         from rerankit.demo.store import DENSE, SPARSE
 
