@@ -7,7 +7,14 @@ This package imports no framework and no torch until a backend is used.
 
 from rerankit._models import clear_model_cache
 from rerankit.backends import CrossEncoderReranker, EmbeddingReranker, LateInteractionReranker
+from rerankit.backends.cohere import CohereReranker
+from rerankit.backends.fallback import FallbackReranker
+from rerankit.backends.fusion import FusionReranker
+from rerankit.backends.http import HTTPReranker
+from rerankit.backends.llm import LLMReranker
 from rerankit.base import Reranker, ScoreBatch
+from rerankit.batching import MicroBatcher
+from rerankit.cache import CachedReranker, ScoreCache
 from rerankit.calibration import Clip, Linear, ScoreSpace, Sigmoid
 from rerankit.errors import (
     BackendError,
@@ -23,6 +30,18 @@ from rerankit.errors import (
     UnknownBackendError,
 )
 from rerankit.registry import available_backends, from_spec, parse_spec, register_backend
+from rerankit.remote import (
+    DeadlineExceededError,
+    FallbackExhaustedError,
+    MalformedResponseError,
+    RateLimitedError,
+    RemoteConnectionError,
+    RemoteError,
+    RemoteStatusError,
+    RemoteTimeoutError,
+    RetryPolicy,
+    Usage,
+)
 from rerankit.threshold import ThresholdPolicy
 from rerankit.types import Candidate, Dropped, RerankResult, RerankResults
 
@@ -30,30 +49,48 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendError",
+    "CachedReranker",
     "CalibrationError",
     "Candidate",
     "Clip",
+    "CohereReranker",
     "ConfigurationError",
     "CrossEncoderReranker",
+    "DeadlineExceededError",
     "Dropped",
     "EmbeddingReranker",
     "EmptyQueryError",
+    "FallbackExhaustedError",
+    "FallbackReranker",
+    "FusionReranker",
+    "HTTPReranker",
     "InvalidDocumentError",
     "InvalidQueryError",
+    "LLMReranker",
     "LateInteractionReranker",
     "Linear",
+    "MalformedResponseError",
+    "MicroBatcher",
     "MissingDependencyError",
+    "RateLimitedError",
+    "RemoteConnectionError",
+    "RemoteError",
+    "RemoteStatusError",
+    "RemoteTimeoutError",
     "RerankError",
     "RerankResult",
     "RerankResults",
     "RerankWarning",
     "Reranker",
+    "RetryPolicy",
     "ScoreBatch",
+    "ScoreCache",
     "ScoreSpace",
     "Sigmoid",
     "ThresholdPolicy",
     "TruncationWarning",
     "UnknownBackendError",
+    "Usage",
     "__version__",
     "available_backends",
     "clear_model_cache",

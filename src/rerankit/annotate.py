@@ -14,8 +14,12 @@ RETRIEVAL_SCORE_KEY = "retrieval_score"
 
 
 def rerank_block(result: RerankResult, *, backend: str, model: str) -> dict[str, Any]:
-    """``metadata["rerank"]``: how this document was reranked (plain JSON-able values)."""
-    return {
+    """``metadata["rerank"]``: how this document was reranked (plain JSON-able values).
+
+    ``fallback`` is True when the document was not reranked by the primary reranker of a
+    :class:`~rerankit.FallbackReranker`; ``fallback_reason`` then says why.
+    """
+    block: dict[str, Any] = {
         "score": result.score,
         "raw_score": result.raw_score,
         "rank": result.rank,
@@ -24,4 +28,8 @@ def rerank_block(result: RerankResult, *, backend: str, model: str) -> dict[str,
         "model": model,
         "truncated": result.truncated,
         "windows": result.windows,
+        "fallback": result.fallback is not None,
     }
+    if result.fallback is not None:
+        block["fallback_reason"] = result.fallback
+    return block

@@ -6,9 +6,9 @@ import abc
 import asyncio
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rerankit.calibration import Calibration, ScoreSpace, calibrate, default_calibration
 from rerankit.candidates import Document, Prepared, prepare, validate_query
@@ -21,11 +21,13 @@ __all__ = ["Reranker", "ScoreBatch"]
 
 @dataclass(frozen=True)
 class ScoreBatch:
-    """What a backend returns for a batch of texts: one raw score each, plus truncation facts."""
+    """What a backend returns for a batch of texts: one raw score each, plus truncation facts
+    and, for remote backends, what the call cost (``usage``, copied to the results)."""
 
     raw: Sequence[float]
     truncated: Sequence[bool] | None = None
     windows: Sequence[int] | None = None
+    usage: Mapping[str, Any] | None = None
 
 
 class Reranker(abc.ABC):
@@ -190,6 +192,7 @@ class Reranker(abc.ABC):
             truncated=n_truncated,
             backend=self.backend,
             model=self.model_name,
+            usage=batch.usage,
         )
 
     def _warn_truncation(self, count: int, total: int) -> None:

@@ -53,6 +53,15 @@ def _parser() -> argparse.ArgumentParser:
         help="folder of the embedded Qdrant store (default: a cache folder; "
         "':memory:' keeps it in memory)",
     )
+    demo.add_argument(
+        "--answer",
+        action="store_true",
+        help="also answer each query offline (extractive: the context sentences most relevant "
+        "to the question, no LLM) and print the answer, its citations and the prompt",
+    )
+    from rerankit.eval.cli import add_parser as add_eval_parser
+
+    add_eval_parser(sub)
     return parser
 
 
@@ -62,11 +71,16 @@ def _quiet_model_loading() -> None:
         from transformers.utils import logging as hf_logging
     except ImportError:  # the demo reports the missing extra itself
         return
-    hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "eval":
+        _quiet_model_loading()
+        from rerankit.eval.cli import run as run_eval
+
+        return run_eval(args)
     if args.command == "demo":
         _quiet_model_loading()
         from rerankit.demo import DemoConfig, run_demo
@@ -80,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stage1=SPARSE if args.stage1 == "bm25" else DENSE,
             qdrant_url=args.qdrant_url,
             qdrant_path=args.qdrant_path,
+            answer=args.answer,
         )
         if args.queries:
             config.queries = args.queries

@@ -5,6 +5,9 @@ A spec is ``<backend>[:<model>][?<option>=<value>&...]``::
     cross-encoder:cross-encoder/ms-marco-MiniLM-L6-v2?batch_size=64&dtype=float32
     embedding                    # the offline default model
     late-interaction:/models/colbertv2.0
+    cohere:rerank-v3.5?max_tokens_per_doc=512
+    llm:gpt-4o-mini?mode=listwise
+    http:http://gpu-1:8080?api=tei          # the http backend takes its URL in the model slot
 
 Options are the backend's keyword arguments; values are read as int, float, bool
 (``true``/``false``), ``none`` or else a string.
@@ -105,4 +108,11 @@ def _ensure_builtins() -> None:
 
     for cls in (CrossEncoderReranker, EmbeddingReranker, LateInteractionReranker):
         _registry.setdefault(cls.backend, cls)
+    from rerankit.backends.cohere import CohereReranker
+    from rerankit.backends.http import HTTPReranker
+    from rerankit.backends.llm import LLMReranker
+
+    _registry.setdefault(CohereReranker.backend, CohereReranker)  # cohere:rerank-v3.5
+    _registry.setdefault(LLMReranker.backend, LLMReranker)  # llm:gpt-4o-mini?mode=listwise
+    _registry.setdefault(HTTPReranker.backend, HTTPReranker.from_spec_options)  # http:http://h:8080
     _builtins_loaded = True

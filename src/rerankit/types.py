@@ -50,6 +50,8 @@ class RerankResult:
         candidate: the input candidate, untouched (strings are wrapped in a :class:`Candidate`).
         truncated: the document was longer than the model window and was cut.
         windows: how many windows were scored (1 unless long documents are windowed).
+        fallback: why this result does not come from the primary reranker (set by
+            :class:`~rerankit.FallbackReranker`), ``None`` otherwise.
     """
 
     index: int
@@ -59,6 +61,7 @@ class RerankResult:
     candidate: Candidate
     truncated: bool = False
     windows: int = 1
+    fallback: str | None = None
 
     @property
     def text(self) -> str:
@@ -90,7 +93,11 @@ class RerankResults(list[RerankResult]):
     * ``duplicates``: input index of a duplicate -> index of the copy that was scored and kept;
     * ``empty_reason``: when the list is empty although there were documents, why
       (e.g. ``"no document reached min_score=0.5 (best score 0.31)"``). ``None`` otherwise;
-    * ``truncated``: how many documents were truncated to the model window.
+    * ``truncated``: how many documents were truncated to the model window;
+    * ``fallback``: why these results do not come from the primary reranker of a
+      :class:`~rerankit.FallbackReranker` (``None`` when they do);
+    * ``usage``: what the call cost a remote backend (requests, retries, tokens, search units),
+      as plain JSON-able values; ``None`` for local backends.
 
     Every input index appears exactly once: in the list, in ``dropped`` or in ``duplicates``.
 
@@ -111,6 +118,8 @@ class RerankResults(list[RerankResult]):
         truncated: int = 0,
         backend: str = "",
         model: str = "",
+        fallback: str | None = None,
+        usage: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(results)
         self.dropped: tuple[Dropped, ...] = tuple(dropped)
@@ -119,6 +128,8 @@ class RerankResults(list[RerankResult]):
         self.truncated = truncated
         self.backend = backend
         self.model = model
+        self.fallback = fallback
+        self.usage: Mapping[str, Any] | None = _frozen(usage) if usage is not None else None
 
     @property
     def is_empty(self) -> bool:
@@ -128,7 +139,9 @@ class RerankResults(list[RerankResult]):
     def __repr__(self) -> str:
         return (
             f"RerankResults({list.__repr__(self)}, dropped={len(self.dropped)}, "
-            f"duplicates={len(self.duplicates)}, empty_reason={self.empty_reason!r})"
+            f"duplicates={len(self.duplicates)}, empty_reason={self.empty_reason!r}"
+            + (f", fallback={self.fallback!r}" if self.fallback is not None else "")
+            + ")"
         )
 
 

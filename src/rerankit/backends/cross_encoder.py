@@ -2,27 +2,62 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import importlib.metadata
+import threading
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
 
 from rerankit._deps import require
 from rerankit._models import shared_model
 from rerankit._torch import DTYPES, resolve_device, resolve_dtype, torch_module
-from rerankit.backends._segments import LongDocuments, check_long_documents, segment
+from rerankit.backends._segments import LongDocuments, Segments, check_long_documents, segment
 from rerankit.base import Reranker, ScoreBatch
 from rerankit.calibration import Calibration, ScoreSpace
 from rerankit.errors import BackendError, ConfigurationError
+
+if TYPE_CHECKING:
+    from rerankit.batching import MicroBatcher, Request
 
 __all__ = ["CrossEncoderReranker"]
 
 
 def _check_common(batch_size: int, max_length: int | None, dtype: str) -> None:
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
     if max_length is not None and (not isinstance(max_length, int) or max_length < 8):
         raise ConfigurationError(f"max_length must be an int >= 8 or None, got {max_length!r}")
     if dtype not in DTYPES:
         raise ConfigurationError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+
+
+def _check_micro_batching(enabled: bool, wait_ms: float, pairs: int) -> None:
+    if not isinstance(enabled, bool):
+        raise ConfigurationError(f"micro_batching must be a bool, got {enabled!r}")
+    if (
+        isinstance(wait_ms, bool)
+        or not isinstance(wait_ms, int | float)
+        or not 0 <= wait_ms <= 1000
+    ):
+        raise ConfigurationError(
+            f"micro_batch_wait_ms must be a number in [0, 1000], got {wait_ms!r}"
+        )
+    if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 1:
+        raise ConfigurationError(f"micro_batch_pairs must be a positive int, got {pairs!r}")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One request, tokenised once: the model inputs of each segment and how to fold them."""
+
+    inputs: list[dict[str, list[int]]]
+    segments: Segments
+
+
+_batchers: dict[Hashable, Any] = {}
+_batchers_lock = threading.Lock()
 
 
 class CrossEncoderReranker(Reranker):
@@ -32,18 +67,31 @@ class CrossEncoderReranker(Reranker):
     once per process: every reranker naming the same model, device and dtype shares it.
     The raw score is the model's logit (``logit`` space, calibrated with a sigmoid).
 
-    ``dtype="auto"`` runs bf16 where the CPU (AMX / AVX512-BF16) or GPU supports it; pass
-    ``dtype="float32"`` to turn that off. Batches are sorted by length to cut padding.
+    The fast path:
+
+    * ``dtype="auto"`` (default) runs bf16 where the CPU (AMX / AVX512-BF16) or GPU supports it;
+      pass ``dtype="float32"`` to turn that off.
+    * Each call tokenises its pairs once; pairs are sorted by token length and cut into batches
+      of ``batch_size``, so little compute goes to padding.
+    * ``micro_batching=True`` makes concurrent calls (``arerank`` from many coroutines, or
+      ``rerank`` from many threads) share forward passes: requests arriving within
+      ``micro_batch_wait_ms`` of each other, up to ``micro_batch_pairs`` documents, are scored
+      together on one worker thread (shared by all rerankers with the same model and options).
+      Scores equal unbatched ones up to floating-point noise.
+    * Wrap it in :class:`~rerankit.CachedReranker` to skip the model for repeated queries.
 
     Example:
         >>> from rerankit import CrossEncoderReranker
         >>> reranker = CrossEncoderReranker(model="cross-encoder/ms-marco-MiniLM-L6-v2")
         >>> docs = ["Qdrant is a vector DB.", "Paris"]
         >>> results = reranker.rerank("what is qdrant", docs)  # doctest: +SKIP
+        >>> server_side = CrossEncoderReranker(model="/models/ce", micro_batching=True)
     """
 
     backend = "cross-encoder"
     score_space = ScoreSpace.LOGIT
+    pointwise: ClassVar[bool] = True
+    """Each document's score ignores the other documents (so scores can be cached)."""
 
     def __init__(
         self,
@@ -56,6 +104,9 @@ class CrossEncoderReranker(Reranker):
         long_documents: LongDocuments = "truncate",
         window_overlap: int = 64,
         trust_remote_code: bool = False,
+        micro_batching: bool = False,
+        micro_batch_wait_ms: float = 2.0,
+        micro_batch_pairs: int = 256,
         calibration: Calibration | None = None,
         dedupe: bool = True,
     ) -> None:
@@ -63,6 +114,7 @@ class CrossEncoderReranker(Reranker):
             raise ConfigurationError("model must be a non-empty hub id or local path")
         _check_common(batch_size, max_length, dtype)
         check_long_documents(long_documents, window_overlap)
+        _check_micro_batching(micro_batching, micro_batch_wait_ms, micro_batch_pairs)
         super().__init__(calibration=calibration, dedupe=dedupe)
         self.model = model
         self.device = device
@@ -72,7 +124,11 @@ class CrossEncoderReranker(Reranker):
         self.long_documents: LongDocuments = long_documents
         self.window_overlap = window_overlap
         self.trust_remote_code = trust_remote_code
+        self.micro_batching = micro_batching
+        self.micro_batch_wait_ms = float(micro_batch_wait_ms)
+        self.micro_batch_pairs = micro_batch_pairs
         self._loaded: Any = None
+        self._batcher: MicroBatcher[ScoreBatch] | None = None
 
     @property
     def model_name(self) -> str:
@@ -82,6 +138,14 @@ class CrossEncoderReranker(Reranker):
         """Load the model now instead of on the first call."""
         self._load()
 
+    def _resolved(self) -> tuple[str, Any]:
+        device = resolve_device(self.device)
+        return device, resolve_dtype(self.dtype, device)
+
+    def _load_key(self) -> tuple[Hashable, ...]:
+        device, dtype = self._resolved()
+        return ("cross-encoder", self.model, device, str(dtype), self.trust_remote_code)
+
     def _load(self) -> Any:
         if self._loaded is None:
             st = require(
@@ -90,8 +154,7 @@ class CrossEncoderReranker(Reranker):
                 feature="CrossEncoderReranker",
                 package="sentence-transformers",
             )
-            device = resolve_device(self.device)
-            dtype = resolve_dtype(self.dtype, device)
+            device, dtype = self._resolved()
 
             def load() -> Any:
                 encoder = st.CrossEncoder(
@@ -101,9 +164,29 @@ class CrossEncoderReranker(Reranker):
                 encoder.eval()
                 return encoder
 
-            key = ("cross-encoder", self.model, device, str(dtype), self.trust_remote_code)
-            self._loaded = shared_model(key, load)
+            self._loaded = shared_model(self._load_key(), load)
         return self._loaded
+
+    def cache_fingerprint(self) -> Mapping[str, Any]:
+        """Everything that changes a raw score (used by :class:`~rerankit.CachedReranker`)."""
+        device, dtype = self._resolved()
+        versions = {}
+        for name in ("torch", "transformers", "sentence-transformers"):
+            try:
+                versions[name] = importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                versions[name] = "-"
+        return {
+            "backend": self.backend,
+            "model": self.model,
+            "device": device,
+            "dtype": str(dtype),
+            "max_length": self.max_length,
+            "long_documents": self.long_documents,
+            "window_overlap": self.window_overlap if self.long_documents == "window" else None,
+            "trust_remote_code": self.trust_remote_code,
+            "versions": versions,
+        }
 
     def _window(self, encoder: Any) -> int:
         # sentence-transformers >= 5 renamed CrossEncoder.max_length to max_seq_length (the old
@@ -112,9 +195,46 @@ class CrossEncoderReranker(Reranker):
         limit = self.max_length or native or 512
         return int(min(limit, getattr(encoder.tokenizer, "model_max_length", limit) or limit))
 
+    # -- scoring -------------------------------------------------------------------------------
+
     def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
-        torch = torch_module()
-        encoder = self._load()
+        if self.micro_batching:
+            return self._micro_batcher().score(query, texts)
+        return self._score_many([(query, texts)])[0]
+
+    async def _ascore(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+        if self.micro_batching:
+            return await self._micro_batcher().ascore(query, texts)
+        return await super()._ascore(query, texts)
+
+    def _micro_batcher(self) -> MicroBatcher[ScoreBatch]:
+        if self._batcher is None:
+            from rerankit.batching import MicroBatcher
+
+            key = (
+                *self._load_key(),
+                self.batch_size,
+                self.max_length,
+                self.long_documents,
+                self.window_overlap,
+                self.micro_batch_wait_ms,
+                self.micro_batch_pairs,
+            )
+            with _batchers_lock:
+                batcher = _batchers.get(key)
+                if batcher is None:
+                    batcher = MicroBatcher(
+                        score_many=self._score_many,
+                        max_wait_ms=self.micro_batch_wait_ms,
+                        max_pairs=self.micro_batch_pairs,
+                        name=f"rerankit-micro-batcher:{self.model}",
+                    )
+                    _batchers[key] = batcher
+            self._batcher = batcher
+        return self._batcher
+
+    def _plan(self, encoder: Any, query: str, texts: Sequence[str]) -> _Plan:
+        """Tokenise one request once: query + each document (or window), with special tokens."""
         tokenizer = encoder.tokenizer
         max_length = self._window(encoder)
         n_query = len(tokenizer(query, add_special_tokens=False)["input_ids"])
@@ -124,11 +244,47 @@ class CrossEncoderReranker(Reranker):
                 f"the query is {n_query} tokens, which leaves no room for documents in the "
                 f"model's {max_length}-token window"
             )
-        segments = segment(
-            tokenizer, texts, budget, mode=self.long_documents, overlap=self.window_overlap
-        )
-        order = sorted(range(len(segments.texts)), key=lambda i: segments.lengths[i])
-        raw = [0.0] * len(segments.texts)
+        names = [n for n in tokenizer.model_input_names if n != "attention_mask"]
+        if self.long_documents == "window":
+            segments = segment(tokenizer, texts, budget, mode="window", overlap=self.window_overlap)
+            enc = tokenizer(
+                [query] * len(segments.texts),
+                segments.texts,
+                truncation="only_second",
+                max_length=max_length,
+                return_attention_mask=False,
+            )
+        else:
+            enc = tokenizer(
+                [query] * len(texts), list(texts), truncation=False, return_attention_mask=False
+            )
+            lengths = [len(ids) for ids in enc["input_ids"]]
+            over = [i for i, n in enumerate(lengths) if n > max_length]
+            if over:  # rare: tokenise those again, cut to the window
+                cut = tokenizer(
+                    [query] * len(over),
+                    [texts[i] for i in over],
+                    truncation="only_second",
+                    max_length=max_length,
+                    return_attention_mask=False,
+                )
+                for name in names:
+                    for j, i in enumerate(over):
+                        enc[name][i] = cut[name][j]
+            segments = Segments(
+                texts=list(texts),
+                owner=list(range(len(texts))),
+                lengths=[min(n, max_length) for n in lengths],
+                truncated=[n > max_length for n in lengths],
+                windows=[1] * len(texts),
+            )
+        present = [n for n in names if n in enc]
+        inputs = [{name: enc[name][i] for name in present} for i in range(len(enc["input_ids"]))]
+        return _Plan(inputs=inputs, segments=segments)
+
+    def _score_many(self, requests: Sequence[Request]) -> list[ScoreBatch]:
+        """Score several (query, texts) requests with shared, length-sorted forward passes."""
+        encoder = self._load()
         model = encoder.model
         num_labels = int(getattr(model.config, "num_labels", 1))
         if num_labels not in (1, 2):
@@ -136,27 +292,59 @@ class CrossEncoderReranker(Reranker):
                 f"{self.model} has {num_labels} output labels; a reranker needs 1 (a relevance "
                 "logit) or 2 (not relevant / relevant)"
             )
+        plans = [self._plan(encoder, query, texts) for query, texts in requests]
+        inputs = [item for plan in plans for item in plan.inputs]
+        raw = self._forward(encoder, inputs, num_labels)
+        out = []
+        start = 0
+        for plan in plans:
+            stop = start + len(plan.inputs)
+            segments = plan.segments
+            out.append(
+                ScoreBatch(
+                    raw=segments.aggregate_max(raw[start:stop]),
+                    truncated=segments.truncated,
+                    windows=segments.windows,
+                )
+            )
+            start = stop
+        return out
+
+    def _forward(
+        self, encoder: Any, inputs: Sequence[Mapping[str, list[int]]], num_labels: int
+    ) -> list[float]:
+        """One logit per tokenised pair: sorted by length, padded per batch, run in order."""
+        torch = torch_module()
+        tokenizer = encoder.tokenizer
+        model = encoder.model
         device = model.device
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        pad_type = int(getattr(tokenizer, "pad_token_type_id", 0) or 0)
+        left = getattr(tokenizer, "padding_side", "right") == "left"
+        order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]["input_ids"]))
+        raw = [0.0] * len(inputs)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            features = tokenizer(
-                [query] * len(chunk),
-                [segments.texts[i] for i in chunk],
-                padding=True,
-                truncation="only_second",
-                max_length=max_length,
-                return_tensors="pt",
-            ).to(device)
+            width = max(len(inputs[i]["input_ids"]) for i in chunk)
+            arrays: dict[str, Any] = {}
+            for name in inputs[chunk[0]]:
+                fill = pad_id if name == "input_ids" else pad_type
+                arrays[name] = np.full((len(chunk), width), fill, dtype=np.int64)
+            mask = np.zeros((len(chunk), width), dtype=np.int64)
+            for row, i in enumerate(chunk):
+                n = len(inputs[i]["input_ids"])
+                cols = slice(width - n, width) if left else slice(0, n)
+                for name, array in arrays.items():
+                    array[row, cols] = inputs[i][name]
+                mask[row, cols] = 1
+            arrays["attention_mask"] = mask
             try:
                 with torch.inference_mode():
+                    features = {n: torch.from_numpy(a).to(device) for n, a in arrays.items()}
                     logits = model(**features).logits.float()
             except RuntimeError as exc:
                 raise BackendError(f"{self.model} failed to score a batch: {exc}") from exc
             values = logits[:, 0] if num_labels == 1 else logits[:, 1] - logits[:, 0]
             for i, value in zip(chunk, values.tolist(), strict=True):
                 raw[i] = float(value)
-        return ScoreBatch(
-            raw=segments.aggregate_max(raw),
-            truncated=segments.truncated,
-            windows=segments.windows,
-        )
+        return raw

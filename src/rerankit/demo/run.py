@@ -14,6 +14,7 @@ from rerankit.backends._sentence import default_model, load_sentence_transformer
 from rerankit.base import Reranker
 from rerankit.demo.corpus import PASSAGES, QUERIES
 from rerankit.demo.store import SPARSE, DemoStore, Hit, open_client
+from rerankit.rag import ExtractiveAnswerer, RagAnswer, answer_question, format_answer
 from rerankit.registry import from_spec
 from rerankit.threshold import ThresholdPolicy
 from rerankit.types import Candidate, RerankResults
@@ -33,6 +34,7 @@ class QueryReport:
     results: RerankResults
     stage1_ms: float
     rerank_ms: float
+    answer: RagAnswer | None = None
 
 
 @dataclass
@@ -45,6 +47,8 @@ class DemoConfig:
     stage1: str = SPARSE
     qdrant_url: str | None = None
     qdrant_path: str | None = None
+    answer: bool = False
+    """Also answer each query offline (extractive) and show the answer, citations and prompt."""
 
 
 def _embedder() -> Callable[[Sequence[str]], Any]:
@@ -88,6 +92,9 @@ def run_demo(config: DemoConfig, out: TextIO) -> list[QueryReport]:
             f"{load_ms:.0f} ms\n"
             f"threshold: top_n={config.top_n}, min_score={config.min_score}\n"
         )
+        # Offline answers: the context sentences most relevant to the question, picked by the
+        # offline MiniLM; the prompt shown is what an LLM would receive instead.
+        answerer = ExtractiveAnswerer() if config.answer else None
         reports = []
         for query in config.queries:
             t0 = time.perf_counter()
@@ -99,6 +106,9 @@ def run_demo(config: DemoConfig, out: TextIO) -> list[QueryReport]:
             report = QueryReport(query, hits, results, (t1 - t0) * 1000, (t2 - t1) * 1000)
             reports.append(report)
             out.write(render(report))
+            if answerer is not None:
+                report.answer = answer_question(query, results, generator=answerer)
+                out.write(textwrap.indent(format_answer(report.answer), "  "))
         return reports
     finally:
         client.close()

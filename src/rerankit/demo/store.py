@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rerankit._deps import require
+from rerankit.qdrant import open_client, point_id
 from rerankit.sparse import BM25Encoder
 
 DENSE = "dense"
 SPARSE = "bm25"
 
-
-def point_id(text: str) -> str:
-    """A stable point id from the content hash, so re-running never duplicates points."""
-    return str(uuid.UUID(hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]))
-
-
-def open_client(
-    *, url: str | None = None, path: str | None = None, api_key: str | None = None
-) -> Any:
-    """A Qdrant client: a server at ``url``, else embedded at ``path`` (``":memory:"`` works)."""
-    qdrant_client = require(
-        "qdrant_client", extra="qdrant", feature="The Qdrant store", package="qdrant-client"
-    )
-    if url:
-        return qdrant_client.QdrantClient(url=url, api_key=api_key)
-    if path in (None, ":memory:"):
-        return qdrant_client.QdrantClient(location=":memory:")
-    return qdrant_client.QdrantClient(path=path)
+__all__ = ["DENSE", "SPARSE", "DemoStore", "Hit", "open_client", "point_id"]
 
 
 @dataclass

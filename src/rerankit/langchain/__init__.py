@@ -1,7 +1,14 @@
-"""LangChain components: a document compressor and a reranking retriever.
+"""LangChain components: a document compressor, a reranking retriever, and end-to-end RAG.
 
-Needs ``pip install 'rerankit[langchain]'``.
+Needs ``pip install 'rerankit[langchain]'``. The RAG chain, the Qdrant ingestion and the local
+embeddings (:mod:`rerankit.langchain.rag`, :mod:`rerankit.langchain.embeddings`) are imported
+on first use.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from rerankit._deps import require
 
@@ -10,4 +17,54 @@ require("langchain_core", extra="langchain", feature="rerankit.langchain")
 from rerankit.langchain.compressor import RerankCompressor, RerankedDocuments  # noqa: E402
 from rerankit.langchain.retriever import RerankRetriever  # noqa: E402
 
-__all__ = ["RerankCompressor", "RerankRetriever", "RerankedDocuments"]
+if TYPE_CHECKING:
+    from rerankit.langchain.embeddings import BM25SparseEmbeddings, SentenceTransformerEmbeddings
+    from rerankit.langchain.multistage import MultiStageDocuments, QdrantMultiStageRetriever
+    from rerankit.langchain.rag import (
+        ChatOpenAICompatible,
+        RagChainOutput,
+        build_qdrant_store,
+        build_rag_chain,
+        generator_from_env,
+    )
+
+_LAZY = {
+    "BM25SparseEmbeddings": "rerankit.langchain.embeddings",
+    "SentenceTransformerEmbeddings": "rerankit.langchain.embeddings",
+    "MultiStageDocuments": "rerankit.langchain.multistage",
+    "QdrantMultiStageRetriever": "rerankit.langchain.multistage",
+    "ChatOpenAICompatible": "rerankit.langchain.rag",
+    "RagChainOutput": "rerankit.langchain.rag",
+    "build_qdrant_store": "rerankit.langchain.rag",
+    "build_rag_chain": "rerankit.langchain.rag",
+    "generator_from_env": "rerankit.langchain.rag",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = [
+    "BM25SparseEmbeddings",
+    "ChatOpenAICompatible",
+    "MultiStageDocuments",
+    "QdrantMultiStageRetriever",
+    "RagChainOutput",
+    "RerankCompressor",
+    "RerankRetriever",
+    "RerankedDocuments",
+    "SentenceTransformerEmbeddings",
+    "build_qdrant_store",
+    "build_rag_chain",
+    "generator_from_env",
+]

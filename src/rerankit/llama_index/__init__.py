@@ -1,7 +1,15 @@
-"""LlamaIndex components: a node postprocessor backed by any rerankit reranker.
+"""LlamaIndex components: a node postprocessor backed by any rerankit reranker, and
+end-to-end RAG.
 
-Needs ``pip install 'rerankit[llama-index]'``.
+Needs ``pip install 'rerankit[llama-index]'``. The query engine, the Qdrant ingestion and the
+local embedding model (:mod:`rerankit.llama_index.rag`, :mod:`rerankit.llama_index.embeddings`)
+are imported on first use.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from rerankit._deps import require
 
@@ -12,6 +20,53 @@ require(
     package="llama-index-core",
 )
 
-from rerankit.llama_index.postprocessor import RerankPostprocessor  # noqa: E402
+from rerankit.llama_index.postprocessor import RerankedNodes, RerankPostprocessor  # noqa: E402
 
-__all__ = ["RerankPostprocessor"]
+if TYPE_CHECKING:
+    from rerankit.llama_index.embeddings import SentenceTransformerEmbedding
+    from rerankit.llama_index.multistage import MultiStageNodes, QdrantMultiStageRetriever
+    from rerankit.llama_index.rag import (
+        CitingSynthesizer,
+        OpenAICompatibleLLM,
+        build_qdrant_index,
+        build_query_engine,
+        generator_from_env,
+    )
+
+_LAZY = {
+    "SentenceTransformerEmbedding": "rerankit.llama_index.embeddings",
+    "MultiStageNodes": "rerankit.llama_index.multistage",
+    "QdrantMultiStageRetriever": "rerankit.llama_index.multistage",
+    "CitingSynthesizer": "rerankit.llama_index.rag",
+    "OpenAICompatibleLLM": "rerankit.llama_index.rag",
+    "build_qdrant_index": "rerankit.llama_index.rag",
+    "build_query_engine": "rerankit.llama_index.rag",
+    "generator_from_env": "rerankit.llama_index.rag",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = [
+    "CitingSynthesizer",
+    "MultiStageNodes",
+    "OpenAICompatibleLLM",
+    "QdrantMultiStageRetriever",
+    "RerankPostprocessor",
+    "RerankedNodes",
+    "SentenceTransformerEmbedding",
+    "build_qdrant_index",
+    "build_query_engine",
+    "generator_from_env",
+]

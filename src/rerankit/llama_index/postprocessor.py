@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from llama_index.core.bridge.pydantic import Field
@@ -18,7 +19,7 @@ from rerankit.registry import from_spec
 from rerankit.threshold import ThresholdPolicy
 from rerankit.types import Candidate, RerankResults
 
-__all__ = ["RerankPostprocessor"]
+__all__ = ["RerankPostprocessor", "RerankedNodes"]
 
 dispatcher = get_dispatcher(__name__)
 
@@ -29,6 +30,29 @@ def _with_unique(keys: list[str], extra: tuple[str, ...]) -> list[str]:
     return [*keys, *(k for k in extra if k not in keys)]
 
 
+class RerankedNodes(list[NodeWithScore]):
+    """Reranked nodes, best first: a plain list that also carries the
+    :class:`~rerankit.RerankResults` (``.results``), so a query engine can see what the
+    threshold dropped and why the list is empty (``.empty_reason``).
+
+    Example:
+        >>> from rerankit import RerankResults
+        >>> from rerankit.llama_index import RerankedNodes
+        >>> nodes = RerankedNodes([], RerankResults(empty_reason="no documents"))
+        >>> list(nodes), nodes.empty_reason
+        ([], 'no documents')
+    """
+
+    def __init__(self, nodes: Sequence[NodeWithScore], results: RerankResults) -> None:
+        super().__init__(nodes)
+        self.results = results
+
+    @property
+    def empty_reason(self) -> str | None:
+        """Why nothing passed, or ``None``."""
+        return self.results.empty_reason
+
+
 class RerankPostprocessor(BaseNodePostprocessor):
     """Reranks retrieved nodes with a rerankit :class:`~rerankit.Reranker`.
 
@@ -37,6 +61,8 @@ class RerankPostprocessor(BaseNodePostprocessor):
     ``retrieval_score`` (the first-stage score) and a ``rerank`` block; both keys are excluded
     from the text LLMs and embedders see. The input nodes are never modified. Emits
     LlamaIndex's ``ReRankStartEvent`` / ``ReRankEndEvent`` and the ``RERANKING`` callback event.
+    The returned list is a :class:`RerankedNodes`, which also carries the rerank results and,
+    when nothing passed the threshold, ``empty_reason``.
 
     The text scored is ``node.get_content(metadata_mode=...)``; the default
     ``MetadataMode.NONE`` scores the same text the LangChain components score.
@@ -87,7 +113,7 @@ class RerankPostprocessor(BaseNodePostprocessor):
     def _call_kwargs(self) -> dict[str, Any]:
         return {"top_n": self.top_n, "min_score": self.min_score, "policy": self.policy}
 
-    def _rebuild(self, nodes: list[NodeWithScore], results: RerankResults) -> list[NodeWithScore]:
+    def _rebuild(self, nodes: list[NodeWithScore], results: RerankResults) -> RerankedNodes:
         out = []
         for result in results:
             original = nodes[result.index]
@@ -110,7 +136,7 @@ class RerankPostprocessor(BaseNodePostprocessor):
                 }
             )
             out.append(NodeWithScore(node=copy, score=result.score))
-        return out
+        return RerankedNodes(out, results)
 
     def _start(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None) -> None:
         dispatcher.event(

@@ -1,0 +1,273 @@
+"""Cohere Rerank through the official ``cohere`` SDK (v2 clients, native async)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from rerankit._deps import require
+from rerankit.calibration import Calibration, ScoreSpace
+from rerankit.errors import ConfigurationError
+from rerankit.remote.base import RemoteReranker, batches, check_positive_int, check_text
+from rerankit.remote.http import classify_httpx, status_failure
+from rerankit.remote.parsing import field, scores_by_index
+from rerankit.remote.resilience import BadResponse, Deadline, Failure, RetryPolicy
+from rerankit.remote.secrets import resolve_api_key
+from rerankit.remote.usage import UsageCallback, UsageMeter
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+__all__ = ["CohereReranker"]
+
+API_DOCUMENT_LIMIT = 1000
+"""Documents the Cohere API takes per rerank request."""
+
+
+class _Clients:
+    """An SDK client and the httpx client under it (which is what needs closing)."""
+
+    def __init__(self, sdk: Any, http: Any) -> None:
+        self.sdk = sdk
+        self.http = http
+
+    def close(self) -> None:
+        self.http.close()
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+class CohereReranker(RemoteReranker):
+    """Reranks with Cohere Rerank (``/v2/rerank``) through the official ``cohere`` SDK.
+
+    The key comes from ``api_key`` or ``COHERE_API_KEY`` (``CO_API_KEY`` also works) and is held
+    as a pydantic ``SecretStr``; it never appears in a repr, a log line, an error or
+    :meth:`to_config`. ``base_url`` reaches any Cohere-compatible server (a key is then
+    optional). Clients are created on first use: ``cohere.ClientV2`` for :meth:`rerank`,
+    ``cohere.AsyncClientV2`` for :meth:`arerank` (native async, one client per event loop), both
+    with the SDK's own retries off so that rerankit's policy is the only one.
+
+    Calls with more than ``batch_size`` documents (the API takes at most 1000) are split into
+    batches that are sent concurrently (up to ``max_concurrency`` at once) and merged; every
+    score is mapped back to its input document. ``max_tokens_per_doc`` is passed to the API,
+    which truncates longer documents server-side.
+
+    The raw score is Cohere's ``relevance_score``, already in [0, 1] (``probability`` space).
+    ``RerankResults.usage`` carries the billed search units. Timeouts, deadline, retries, rate
+    and concurrency limits are those of :class:`~rerankit.remote.RemoteReranker`.
+
+    Example:
+        >>> from rerankit import CohereReranker
+        >>> reranker = CohereReranker(model="rerank-v3.5", api_key="...", max_tokens_per_doc=512)
+        >>> reranker
+        CohereReranker(model='rerank-v3.5', url='https://api.cohere.com', api_key='**********')
+        >>> docs = ["Qdrant is a vector DB.", "Paris"]
+        >>> results = reranker.rerank("what is qdrant", docs)  # doctest: +SKIP
+        >>> results[0].index, results.usage["search_units"]  # doctest: +SKIP
+        (0, 1.0)
+    """
+
+    backend = "cohere"
+    score_space = ScoreSpace.PROBABILITY
+
+    def __init__(
+        self,
+        *,
+        model: str = "rerank-v3.5",
+        api_key: str | SecretStr | None = None,
+        base_url: str | None = None,
+        max_tokens_per_doc: int | None = None,
+        batch_size: int = API_DOCUMENT_LIMIT,
+        client_name: str = "rerankit",
+        timeout: float = 30.0,
+        deadline: float | None = 60.0,
+        retry: RetryPolicy | None = None,
+        max_retries: int | None = None,
+        requests_per_minute: float | None = None,
+        max_concurrency: int = 8,
+        on_usage: UsageCallback | None = None,
+        calibration: Calibration | None = None,
+        dedupe: bool = True,
+    ) -> None:
+        model = check_text("model", model)  # type: ignore[assignment]
+        base_url = check_text("base_url", base_url, allow_none=True)
+        check_positive_int("batch_size", batch_size)
+        if base_url is None and batch_size > API_DOCUMENT_LIMIT:
+            raise ConfigurationError(
+                f"batch_size={batch_size}: the Cohere API takes at most {API_DOCUMENT_LIMIT} "
+                "documents per request"
+            )
+        if max_tokens_per_doc is not None:
+            check_positive_int("max_tokens_per_doc", max_tokens_per_doc)
+        super().__init__(
+            timeout=timeout,
+            deadline=deadline,
+            retry=retry,
+            max_retries=max_retries,
+            requests_per_minute=requests_per_minute,
+            max_concurrency=max_concurrency,
+            on_usage=on_usage,
+            calibration=calibration,
+            dedupe=dedupe,
+        )
+        key = resolve_api_key(
+            api_key, env="COHERE_API_KEY", extra="cohere", feature="CohereReranker"
+        ) or resolve_api_key(None, env="CO_API_KEY", extra="cohere", feature="CohereReranker")
+        if key is None and base_url is None:
+            raise ConfigurationError(
+                "CohereReranker needs an API key: pass api_key=... or set COHERE_API_KEY "
+                "(or pass base_url=... for a Cohere-compatible server that needs none)"
+            )
+        self.model = model
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.max_tokens_per_doc = max_tokens_per_doc
+        self.batch_size = batch_size
+        self.client_name = client_name
+        self._api_key = key
+
+    @property
+    def model_name(self) -> str:
+        return self.model
+
+    @property
+    def api_key(self) -> SecretStr | None:
+        return self._api_key
+
+    def _endpoint(self) -> str:
+        return self.base_url or "https://api.cohere.com"
+
+    def _settings(self) -> dict[str, Any]:
+        return {"batch_size": self.batch_size, "max_tokens_per_doc": self.max_tokens_per_doc}
+
+    # -- clients -------------------------------------------------------------------------------
+
+    def _key(self) -> str:
+        return self._api_key.get_secret_value() if self._api_key is not None else "no-key"
+
+    def _new_client(self) -> _Clients:
+        cohere = require("cohere", extra="cohere", feature="CohereReranker")
+        httpx = require("httpx", extra="cohere", feature="CohereReranker")
+        http = httpx.Client(timeout=self.timeout)
+        sdk = cohere.ClientV2(
+            api_key=self._key(),
+            base_url=self.base_url,
+            client_name=self.client_name,
+            timeout=self.timeout,
+            max_retries=0,
+            httpx_client=http,
+        )
+        return _Clients(sdk, http)
+
+    def _new_async_client(self) -> _Clients:
+        cohere = require("cohere", extra="cohere", feature="CohereReranker")
+        httpx = require("httpx", extra="cohere", feature="CohereReranker")
+        http = httpx.AsyncClient(timeout=self.timeout)
+        sdk = cohere.AsyncClientV2(
+            api_key=self._key(),
+            base_url=self.base_url,
+            client_name=self.client_name,
+            timeout=self.timeout,
+            max_retries=0,
+            httpx_client=http,
+        )
+        return _Clients(sdk, http)
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _classify(self, exc: BaseException) -> Failure | None:
+        api_error: Any = getattr(sys.modules.get("cohere.core.api_error"), "ApiError", None)
+        if api_error is not None and isinstance(exc, api_error):
+            status = exc.status_code
+            if status is None or 200 <= status < 300:
+                preview = str(exc.body)[:120] if exc.body is not None else ""
+                return Failure("malformed", f"the answer is not valid JSON: {preview!r}")
+            return status_failure(status, exc.headers, exc.body)
+        return classify_httpx(exc)
+
+    def _request(self, query: str, documents: list[str], timeout: float) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "query": query,
+            "documents": documents,
+            "request_options": {"timeout": timeout, "max_retries": 0},
+        }
+        if self.max_tokens_per_doc is not None:
+            kwargs["max_tokens_per_doc"] = self.max_tokens_per_doc
+        return kwargs
+
+    @staticmethod
+    def _read(response: Any, n: int, meter: UsageMeter) -> list[float]:
+        meta = field(response, "meta")
+        billed = field(meta, "billed_units")
+        tokens = field(meta, "tokens")
+        meter.add(
+            search_units=field(billed, "search_units"),
+            input_tokens=field(tokens, "input_tokens"),
+            output_tokens=field(tokens, "output_tokens"),
+        )
+        results = field(response, "results")
+        if results is None:
+            raise BadResponse("the answer has no 'results'")
+        return scores_by_index(results, n, score_key="relevance_score")
+
+    def _what(self, spans: list[range]) -> Any:
+        total = len(spans)
+
+        def what(i: int) -> str:
+            span = spans[i]
+            if total == 1:
+                return f"POST /v2/rerank ({len(span)} documents)"
+            return (
+                f"POST /v2/rerank (batch {i + 1} of {total}, documents "
+                f"{span.start}-{span.stop - 1})"
+            )
+
+        return what
+
+    def _score_remote(
+        self, query: str, texts: Sequence[str], deadline: Deadline, meter: UsageMeter
+    ) -> list[float]:
+        spans = batches(len(texts), self.batch_size)
+        sdk = self._client().sdk
+
+        def job_for(span: range) -> Any:
+            documents = list(texts[span.start : span.stop])
+
+            def job(timeout: float) -> list[float]:
+                response = sdk.rerank(**self._request(query, documents, timeout))
+                return self._read(response, len(documents), meter)
+
+            return job
+
+        parts = self.resilience.call_all(
+            [job_for(span) for span in spans],
+            deadline=deadline,
+            meter=meter,
+            what=self._what(spans),
+        )
+        return [score for part in parts for score in part]
+
+    async def _ascore_remote(
+        self, query: str, texts: Sequence[str], deadline: Deadline, meter: UsageMeter
+    ) -> list[float]:
+        spans = batches(len(texts), self.batch_size)
+        sdk = self._aclient().sdk
+
+        def job_for(span: range) -> Any:
+            documents = list(texts[span.start : span.stop])
+
+            async def job(timeout: float) -> list[float]:
+                response = await sdk.rerank(**self._request(query, documents, timeout))
+                return self._read(response, len(documents), meter)
+
+            return job
+
+        parts = await self.resilience.acall_all(
+            [job_for(span) for span in spans],
+            deadline=deadline,
+            meter=meter,
+            what=self._what(spans),
+        )
+        return [score for part in parts for score in part]

@@ -1,0 +1,298 @@
+"""Fusion of several rerankers, and optionally of the first-stage score, into one ranking."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Literal
+
+from rerankit.base import Reranker, ScoreBatch
+from rerankit.calibration import Calibration, ScoreSpace
+from rerankit.candidates import Document, Prepared
+from rerankit.errors import ConfigurationError, InvalidDocumentError
+from rerankit.threshold import ThresholdPolicy
+from rerankit.types import Candidate, RerankResults
+
+__all__ = ["FusionReranker"]
+
+FusionMethod = Literal["rrf", "weighted"]
+Normalization = Literal["minmax", "calibrated"]
+METHODS = ("rrf", "weighted")
+NORMALIZATIONS = ("minmax", "calibrated")
+
+
+class FusionReranker(Reranker):
+    """Combines several rerankers (and the first-stage score) into one ranking.
+
+    Each member reranks the same candidates; their scores are fused per query:
+
+    * ``method="weighted"`` (the default): ``sum(w * s) / sum(w)`` where ``s`` is each
+      signal's score scaled to [0, 1] over the query's candidates (``normalize="minmax"``), or
+      the members' calibrated scores (``normalize="calibrated"``; the first-stage score is
+      always min-max scaled).
+    * ``method="rrf"`` (reciprocal rank fusion): ``sum(w / (rrf_k + rank))`` over the signals,
+      with 1-based ranks. Only each signal's order matters.
+
+    The first-stage score is a signal when ``first_stage`` names the
+    :attr:`Candidate.metadata <rerankit.Candidate.metadata>` key that holds it, e.g.
+    ``first_stage="retrieval_score"``, the key ``rerankit eval`` sets (with the first-stage rank
+    under ``"retrieval_rank"``). Higher must mean better. Every candidate must then carry a
+    finite number under that key (plain strings cannot):
+    ``Candidate(text, id=..., metadata={"retrieval_score": 12.3})``. With ``first_stage=None``
+    (the default) only the members are fused.
+
+    The result's ``raw_score`` is the fused score scaled to [0, 1] (for RRF, divided by the best
+    attainable value, ``sum(w) / (rrf_k + 1)``) and ``score`` equals it. Both are relative to
+    the candidate list, so prefer ``top_n`` to ``min_score`` thresholds. Ties keep the input
+    (first-stage) order.
+
+    Why these defaults: the figures in ``docs/benchmarks.md`` (section "Quality (rerankit
+    eval)", TREC DL 2019 and SciFact, offline MiniLM embedding and late-interaction rerankers)
+    decided them. Weighted fusion beat RRF over the same signals in 8 of 11 comparisons, so it
+    is the default method. Fusion is no sure win: the best fusion beat the best single
+    reranker on DL19 (+0.004 nDCG@10) and on SciFact over a BM25 first stage (+0.029, with the
+    first-stage score), but not on SciFact over a dense first stage (-0.014). Adding the
+    first-stage score helped over SciFact's BM25 first stage but hurt on DL19 and over the
+    dense first stage, so it is opt-in.
+
+    Example:
+        >>> from rerankit import Candidate, FusionReranker, Reranker, ScoreBatch
+        >>> class Length(Reranker):
+        ...     def _score(self, query, texts):
+        ...         return ScoreBatch([len(t) / 100 for t in texts])
+        >>> fused = FusionReranker([Length()], method="weighted", first_stage="retrieval_score")
+        >>> docs = [
+        ...     Candidate("short", id="a", metadata={"retrieval_score": 9.0}),
+        ...     Candidate("a much longer text", id="b", metadata={"retrieval_score": 1.0}),
+        ...     Candidate("a medium text", id="c", metadata={"retrieval_score": 5.0}),
+        ... ]
+        >>> [r.id for r in fused.rerank("query", docs)]
+        ['c', 'a', 'b']
+    """
+
+    backend = "fusion"
+    score_space = ScoreSpace.PROBABILITY
+
+    def __init__(
+        self,
+        rerankers: Sequence[Reranker | str],
+        *,
+        method: FusionMethod = "weighted",
+        weights: Sequence[float] | None = None,
+        first_stage: str | None = None,
+        first_stage_weight: float = 1.0,
+        rrf_k: float = 60.0,
+        normalize: Normalization = "minmax",
+        calibration: Calibration | None = None,
+        dedupe: bool = True,
+    ) -> None:
+        if isinstance(rerankers, str | bytes) or not isinstance(rerankers, Sequence):
+            raise ConfigurationError("rerankers must be a list of Reranker objects or specs")
+        members: list[Reranker] = []
+        for position, member in enumerate(rerankers):
+            if isinstance(member, str):
+                from rerankit.registry import from_spec
+
+                member = from_spec(member)
+            if not isinstance(member, Reranker):
+                raise ConfigurationError(
+                    f"rerankers[{position}] must be a Reranker or a spec string, "
+                    f"got {type(member).__name__}"
+                )
+            members.append(member)
+        if method not in METHODS:
+            raise ConfigurationError(f"method must be one of {METHODS}, got {method!r}")
+        if normalize not in NORMALIZATIONS:
+            raise ConfigurationError(
+                f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}"
+            )
+        if first_stage is not None and (not isinstance(first_stage, str) or not first_stage):
+            raise ConfigurationError("first_stage must be a metadata key (a non-empty str) or None")
+        if weights is None:
+            weights = [1.0] * len(members)
+        if isinstance(weights, str | bytes) or len(weights) != len(members):
+            raise ConfigurationError(
+                f"weights must hold one number per reranker ({len(members)}), got {weights!r}"
+            )
+        all_weights = [*weights, first_stage_weight] if first_stage else list(weights)
+        for weight in all_weights:
+            if (
+                isinstance(weight, bool)
+                or not isinstance(weight, numbers.Real)
+                or not math.isfinite(float(weight))
+                or weight < 0
+            ):
+                raise ConfigurationError(f"weights must be finite and >= 0, got {weight!r}")
+        if len(all_weights) < 2:
+            raise ConfigurationError(
+                "fusion needs at least two signals: two rerankers, or one and first_stage"
+            )
+        if sum(float(w) for w in all_weights) <= 0:
+            raise ConfigurationError("at least one weight must be positive")
+        if (
+            isinstance(rrf_k, bool)
+            or not isinstance(rrf_k, numbers.Real)
+            or not math.isfinite(float(rrf_k))
+            or rrf_k < 0
+        ):
+            raise ConfigurationError(f"rrf_k must be a finite number >= 0, got {rrf_k!r}")
+        super().__init__(calibration=calibration, dedupe=dedupe)
+        self.rerankers: tuple[Reranker, ...] = tuple(members)
+        self.method: FusionMethod = method
+        self.weights: tuple[float, ...] = tuple(float(w) for w in weights)
+        self.first_stage: str | None = first_stage
+        self.first_stage_weight: float = float(first_stage_weight)
+        self.rrf_k: float = float(rrf_k)
+        self.normalize: Normalization = normalize
+
+    @property
+    def model_name(self) -> str:
+        parts = [
+            f"{m.backend}:{m.model_name}" if m.model_name else m.backend for m in self.rerankers
+        ]
+        if self.first_stage:
+            parts.append(f"first-stage:{self.first_stage}")
+        return f"{self.method}({', '.join(parts)})"
+
+    def warm_up(self) -> None:
+        """Load every member's model now instead of on the first call."""
+        for member in self.rerankers:
+            warm = getattr(member, "warm_up", None)
+            if callable(warm):
+                warm()
+
+    # -- scoring ---------------------------------------------------------------------------------
+
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[Document],
+        *,
+        top_n: int | None = None,
+        min_score: float | None = None,
+        policy: ThresholdPolicy | None = None,
+    ) -> RerankResults:
+        query, prepared, resolved = self._begin(query, documents, top_n, min_score, policy)
+        if not prepared.unique:
+            return self._empty(prepared)
+        first = self._first_stage_scores(prepared)
+        candidates = [prepared.candidates[i] for i in prepared.unique]
+        outputs = [member.rerank(query, candidates) for member in self.rerankers]
+        return self._finish(prepared, self._fuse(outputs, first, len(candidates)), resolved)
+
+    async def arerank(
+        self,
+        query: str,
+        documents: Sequence[Document],
+        *,
+        top_n: int | None = None,
+        min_score: float | None = None,
+        policy: ThresholdPolicy | None = None,
+    ) -> RerankResults:
+        query, prepared, resolved = self._begin(query, documents, top_n, min_score, policy)
+        if not prepared.unique:
+            return self._empty(prepared)
+        first = self._first_stage_scores(prepared)
+        candidates = [prepared.candidates[i] for i in prepared.unique]
+        outputs = await asyncio.gather(
+            *(member.arerank(query, candidates) for member in self.rerankers)
+        )
+        return self._finish(prepared, self._fuse(list(outputs), first, len(candidates)), resolved)
+
+    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+        if self.first_stage is not None:
+            raise ConfigurationError(
+                "a FusionReranker with first_stage reads it from Candidate.metadata: "
+                "call rerank() with Candidates"
+            )
+        candidates = [Candidate(t) for t in texts]
+        outputs = [member.rerank(query, candidates) for member in self.rerankers]
+        return self._fuse(outputs, None, len(candidates))
+
+    def _first_stage_scores(self, prepared: Prepared) -> list[float] | None:
+        key = self.first_stage
+        if key is None:
+            return None
+        scores = []
+        for index in prepared.unique:
+            value = prepared.candidates[index].metadata.get(key)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, numbers.Real)
+                or not math.isfinite(float(value))
+            ):
+                raise InvalidDocumentError(
+                    f"document {index}: FusionReranker(first_stage={key!r}) needs a finite "
+                    f"number in Candidate.metadata[{key!r}], got {value!r}",
+                    index=index,
+                )
+            scores.append(float(value))
+        return scores
+
+    def _fuse(
+        self, outputs: Sequence[RerankResults], first: Sequence[float] | None, n: int
+    ) -> ScoreBatch:
+        signals: list[tuple[float, list[float], list[float]]] = []  # (weight, raw, calibrated)
+        truncated = [False] * n
+        windows = [1] * n
+        for weight, results in zip(self.weights, outputs, strict=True):
+            raw, calibrated = _per_position(results, n)
+            signals.append((weight, raw, calibrated))
+            for r in results:
+                truncated[r.index] = truncated[r.index] or r.truncated
+                windows[r.index] = max(windows[r.index], r.windows)
+        if first is not None:
+            signals.append((self.first_stage_weight, list(first), list(first)))
+        total = sum(weight for weight, _, _ in signals)
+        fused = [0.0] * n
+        if self.method == "rrf":
+            for weight, raw, calibrated in signals:
+                for position, rank in enumerate(_ranks(calibrated, raw)):
+                    fused[position] += weight / (self.rrf_k + rank)
+            best = total / (self.rrf_k + 1)
+            fused = [f / best for f in fused]
+        else:
+            for index, (weight, raw, calibrated) in enumerate(signals):
+                is_first = first is not None and index == len(signals) - 1
+                use_calibrated = self.normalize == "calibrated" and not is_first
+                for position, value in enumerate(calibrated if use_calibrated else _minmax(raw)):
+                    fused[position] += weight * value
+            fused = [f / total for f in fused]
+        return ScoreBatch(
+            raw=[min(1.0, max(0.0, f)) for f in fused], truncated=truncated, windows=windows
+        )
+
+
+def _per_position(results: RerankResults, n: int) -> tuple[list[float], list[float]]:
+    """Each input position's raw and calibrated score (duplicates share their copy's)."""
+    raw: list[float | None] = [None] * n
+    calibrated: list[float | None] = [None] * n
+    for r in results:
+        raw[r.index], calibrated[r.index] = r.raw_score, r.score
+    for d in results.dropped:
+        raw[d.index], calibrated[d.index] = d.raw_score, d.score
+    for duplicate, kept in results.duplicates.items():
+        raw[duplicate], calibrated[duplicate] = raw[kept], calibrated[kept]
+    if any(v is None for v in raw):
+        missing = [i for i, v in enumerate(raw) if v is None]
+        raise ConfigurationError(f"a fused reranker left documents {missing[:5]} unaccounted for")
+    return [float(v) for v in raw if v is not None], [float(v) for v in calibrated if v is not None]
+
+
+def _ranks(primary: Sequence[float], secondary: Sequence[float]) -> list[int]:
+    """1-based rank of each position: by ``primary`` desc, then ``secondary`` desc, then input."""
+    order = sorted(range(len(primary)), key=lambda i: (-primary[i], -secondary[i], i))
+    ranks = [0] * len(primary)
+    for rank, position in enumerate(order, start=1):
+        ranks[position] = rank
+    return ranks
+
+
+def _minmax(values: Sequence[float]) -> list[float]:
+    """``values`` scaled to [0, 1]; all equal (or one) maps to 1."""
+    low, high = min(values), max(values)
+    if high - low <= 0:
+        return [1.0] * len(values)
+    return [(v - low) / (high - low) for v in values]

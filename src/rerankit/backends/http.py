@@ -1,0 +1,312 @@
+"""Self-hosted rerank servers over HTTP: Text Embeddings Inference and Cohere-compatible APIs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from rerankit._deps import require
+from rerankit.calibration import Calibration, ScoreSpace
+from rerankit.errors import ConfigurationError
+from rerankit.remote.base import RemoteReranker, batches, check_positive_int, check_text
+from rerankit.remote.http import classify_httpx
+from rerankit.remote.parsing import field, scores_by_index
+from rerankit.remote.resilience import BadResponse, Deadline, Failure, RetryPolicy
+from rerankit.remote.secrets import MASK, resolve_api_key
+from rerankit.remote.usage import UsageCallback, UsageMeter
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+__all__ = ["HTTPReranker"]
+
+Api = Literal["tei", "cohere"]
+
+DEFAULT_BATCH_SIZE: dict[str, int] = {"tei": 32, "cohere": 1000}
+"""TEI refuses more than ``--max-client-batch-size`` texts (32 by default) per request."""
+
+
+def _split_url(url: str) -> tuple[str, str, str | None]:
+    """(request URL, URL for display without credentials, password or None)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"url must be an http(s) URL, got {url!r}")
+    path = parts.path.rstrip("/")
+    if not path.endswith("/rerank") and path != "rerank":
+        path = f"{path}/rerank"
+    request = urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    display = urlunsplit((parts.scheme, host, path, "", ""))
+    return request, display, parts.password
+
+
+class HTTPReranker(RemoteReranker):
+    """Reranks with a self-hosted rerank server, over plain HTTP (``httpx``).
+
+    * ``api="tei"``: Hugging Face Text Embeddings Inference, ``POST /rerank`` with
+      ``{"query", "texts", "raw_scores", "truncate"}`` answering ``[{"index", "score"}]``.
+      Scores are probabilities, or logits with ``raw_scores=True`` (then calibrated with a
+      sigmoid). TEI takes at most ``--max-client-batch-size`` texts per request (32 by default),
+      so that is the default ``batch_size``.
+    * ``api="cohere"``: a Cohere-compatible ``POST /rerank`` (Infinity and others; pass the full
+      URL for ``/v2/rerank``), ``{"query", "documents", "model"}`` answering
+      ``{"results": [{"index", "relevance_score"}]}``. ``model`` names the served model.
+
+    ``url`` is the server (``/rerank`` is appended unless the path already ends with it). This
+    is how reranking scales out to GPU servers: batches are sent concurrently (up to
+    ``max_concurrency``), with the retries, deadline and limits of
+    :class:`~rerankit.remote.RemoteReranker`. ``api_key`` (or the variable named by
+    ``api_key_env``) is sent as a bearer token; ``headers`` adds others (their values are
+    treated as secrets). Servers truncate long inputs themselves (``truncate=True`` for TEI);
+    rerankit cannot see that, so ``RerankResult.truncated`` stays False.
+
+    Example:
+        >>> from rerankit import HTTPReranker
+        >>> tei = HTTPReranker(url="http://gpu-1:8080", api="tei")
+        >>> infinity = HTTPReranker(
+        ...     url="http://gpu-2:7997", api="cohere", model="BAAI/bge-reranker-v2-m3"
+        ... )
+        >>> tei
+        HTTPReranker(model='http://gpu-1:8080/rerank', url='http://gpu-1:8080/rerank', api_key=None)
+        >>> docs = ["Qdrant is a vector DB.", "Paris"]
+        >>> results = tei.rerank("what is qdrant", docs)  # doctest: +SKIP
+    """
+
+    backend = "http"
+    score_space = ScoreSpace.PROBABILITY
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        api: Api = "tei",
+        model: str | None = None,
+        api_key: str | SecretStr | None = None,
+        api_key_env: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        batch_size: int | None = None,
+        raw_scores: bool = False,
+        truncate: bool = True,
+        timeout: float = 30.0,
+        deadline: float | None = 60.0,
+        retry: RetryPolicy | None = None,
+        max_retries: int | None = None,
+        requests_per_minute: float | None = None,
+        max_concurrency: int = 8,
+        on_usage: UsageCallback | None = None,
+        calibration: Calibration | None = None,
+        dedupe: bool = True,
+    ) -> None:
+        url = check_text("url", url)  # type: ignore[assignment]
+        if api not in ("tei", "cohere"):
+            raise ConfigurationError(f"api must be 'tei' or 'cohere', got {api!r}")
+        model = check_text("model", model, allow_none=True)
+        if batch_size is None:
+            batch_size = DEFAULT_BATCH_SIZE[api]
+        check_positive_int("batch_size", batch_size)
+        for name, flag in (("raw_scores", raw_scores), ("truncate", truncate)):
+            if not isinstance(flag, bool):
+                raise ConfigurationError(f"{name} must be a bool, got {flag!r}")
+        if raw_scores and api != "tei":
+            raise ConfigurationError("raw_scores applies to api='tei' only")
+        if headers is not None and (
+            not isinstance(headers, Mapping)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+        ):
+            raise ConfigurationError("headers must be a mapping of str to str")
+        request_url, display_url, password = _split_url(url)
+        if raw_scores:
+            # The declared space of this instance's raw scores (logits), for calibration.
+            setattr(self, "score_space", ScoreSpace.LOGIT)  # noqa: B010
+        super().__init__(
+            timeout=timeout,
+            deadline=deadline,
+            retry=retry,
+            max_retries=max_retries,
+            requests_per_minute=requests_per_minute,
+            max_concurrency=max_concurrency,
+            on_usage=on_usage,
+            calibration=calibration,
+            dedupe=dedupe,
+        )
+        self.url = display_url
+        self.api: Api = api
+        self.model = model
+        self.batch_size = batch_size
+        self.raw_scores = raw_scores
+        self.truncate = truncate
+        self._request_url = request_url
+        self._password = password
+        self._headers = dict(headers or {})
+        self._api_key = resolve_api_key(
+            api_key, env=api_key_env, extra="http", feature="HTTPReranker"
+        )
+
+    @classmethod
+    def from_spec_options(
+        cls,
+        *,
+        model: str | None = None,
+        url: str | None = None,
+        served_model: str | None = None,
+        **options: Any,
+    ) -> HTTPReranker:
+        """Factory for specs, where the model slot holds the URL.
+
+        ``http:http://gpu-1:8080?api=tei`` and ``http:http://gpu-2:7997?api=cohere&served_model=bge``
+        give the URL in the model slot; ``http:bge?url=http://gpu-2:7997&api=cohere`` gives the
+        served model there and the URL as an option.
+        """
+        if url is None:
+            url, model = model, None
+        if served_model is not None:
+            model = served_model
+        if url is None:
+            raise ConfigurationError(
+                "an http spec needs a URL: http:http://host:8080?api=tei, "
+                "or http:<model>?url=http://host:8080&api=cohere"
+            )
+        return cls(url=url, model=model, **options)
+
+    @property
+    def model_name(self) -> str:
+        return self.model or self.url
+
+    @property
+    def api_key(self) -> SecretStr | None:
+        return self._api_key
+
+    def _endpoint(self) -> str:
+        return self.url
+
+    def _secrets(self) -> list[str]:
+        extra = [self._password] if self._password else []
+        return [*super()._secrets(), *self._headers.values(), *extra]
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "api": self.api,
+            "batch_size": self.batch_size,
+            "raw_scores": self.raw_scores,
+            "truncate": self.truncate,
+            "headers": dict.fromkeys(self._headers, MASK),
+        }
+
+    # -- clients -------------------------------------------------------------------------------
+
+    def _request_headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", **self._headers}
+        if self._api_key is not None:
+            headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
+        return headers
+
+    def _new_client(self) -> Any:
+        httpx = require("httpx", extra="http", feature="HTTPReranker")
+        return httpx.Client(timeout=self.timeout, headers=self._request_headers())
+
+    def _new_async_client(self) -> Any:
+        httpx = require("httpx", extra="http", feature="HTTPReranker")
+        return httpx.AsyncClient(timeout=self.timeout, headers=self._request_headers())
+
+    def _classify(self, exc: BaseException) -> Failure | None:
+        return classify_httpx(exc)
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _body(self, query: str, documents: list[str]) -> dict[str, Any]:
+        if self.api == "tei":
+            return {
+                "query": query,
+                "texts": documents,
+                "raw_scores": self.raw_scores,
+                "return_text": False,
+                "truncate": self.truncate,
+            }
+        body: dict[str, Any] = {
+            "query": query,
+            "documents": documents,
+            "top_n": len(documents),
+            "return_documents": False,
+        }
+        if self.model is not None:
+            body["model"] = self.model
+        return body
+
+    def _read(self, response: Any, n: int, meter: UsageMeter) -> list[float]:
+        response.raise_for_status()
+        data = response.json()
+        if self.api == "tei":
+            if isinstance(data, Mapping) and "results" in data:  # some proxies wrap the list
+                data = data["results"]
+            return scores_by_index(data, n, score_key="score")
+        if not isinstance(data, Mapping):
+            raise BadResponse(f"expected a JSON object, got {type(data).__name__}")
+        meta, usage = field(data, "meta"), field(data, "usage")
+        meter.add(
+            search_units=field(field(meta, "billed_units"), "search_units"),
+            input_tokens=field(field(meta, "tokens"), "input_tokens")
+            or field(usage, "prompt_tokens"),
+        )
+        if "results" not in data:
+            raise BadResponse("the answer has no 'results'")
+        return scores_by_index(data["results"], n, score_key="relevance_score")
+
+    def _what(self, spans: list[range]) -> Any:
+        path = urlsplit(self.url).path or "/rerank"
+        total = len(spans)
+
+        def what(i: int) -> str:
+            span = spans[i]
+            if total == 1:
+                return f"POST {path} ({len(span)} documents)"
+            return f"POST {path} (batch {i + 1} of {total}, documents {span.start}-{span.stop - 1})"
+
+        return what
+
+    def _score_remote(
+        self, query: str, texts: Sequence[str], deadline: Deadline, meter: UsageMeter
+    ) -> list[float]:
+        spans = batches(len(texts), self.batch_size)
+        client = self._client()
+
+        def job_for(span: range) -> Any:
+            body = json.dumps(self._body(query, list(texts[span.start : span.stop])))
+
+            def job(timeout: float) -> list[float]:
+                response = client.post(self._request_url, content=body, timeout=timeout)
+                return self._read(response, len(span), meter)
+
+            return job
+
+        parts = self.resilience.call_all(
+            [job_for(span) for span in spans],
+            deadline=deadline,
+            meter=meter,
+            what=self._what(spans),
+        )
+        return [score for part in parts for score in part]
+
+    async def _ascore_remote(
+        self, query: str, texts: Sequence[str], deadline: Deadline, meter: UsageMeter
+    ) -> list[float]:
+        spans = batches(len(texts), self.batch_size)
+        client = self._aclient()
+
+        def job_for(span: range) -> Any:
+            body = json.dumps(self._body(query, list(texts[span.start : span.stop])))
+
+            async def job(timeout: float) -> list[float]:
+                response = await client.post(self._request_url, content=body, timeout=timeout)
+                return self._read(response, len(span), meter)
+
+            return job
+
+        parts = await self.resilience.acall_all(
+            [job_for(span) for span in spans],
+            deadline=deadline,
+            meter=meter,
+            what=self._what(spans),
+        )
+        return [score for part in parts for score in part]

@@ -1,0 +1,179 @@
+"""The ``rerankit eval`` subcommand (its arguments and what it runs)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from rerankit.annotate import RETRIEVAL_SCORE_KEY
+from rerankit.base import Reranker
+from rerankit.errors import ConfigurationError, RerankError
+
+__all__ = ["add_parser", "run"]
+
+
+def default_cache_dir() -> Path:
+    """``<rerankit cache>/eval/embeddings``: where ``rerankit eval`` keeps embeddings."""
+    from rerankit.qdrant import cache_dir
+
+    return cache_dir() / "eval" / "embeddings"
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add the ``eval`` subcommand to the ``rerankit`` subparsers."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "eval",
+        help="measure rerankers on a BEIR-layout dataset (nDCG@10, RR@10, recall)",
+        description="Rerank a first stage's candidates with each reranker and measure "
+        "nDCG@10, RR@10 and recall with ir-measures (trec_eval semantics), with per-query "
+        "wins/ties/losses against the first stage. The first stage is a run file (--run) or, "
+        "without one, the full pipeline: the corpus indexed into Qdrant, top --depth retrieved.",
+    )
+    p.add_argument(
+        "data", metavar="DATA", help="BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels/)"
+    )
+    p.add_argument("--split", default="test", help="qrels split: qrels/<SPLIT>.tsv (default test)")
+    p.add_argument(
+        "--run",
+        metavar="FILE",
+        help="first-stage candidates to rerank: a TREC run file, or JSONL with one line per "
+        'query {"query_id", "query", "candidates": [{"docid", "rank", "score"}, ...]}',
+    )
+    p.add_argument("--run-format", choices=["auto", "trec", "jsonl"], default="auto")
+    p.add_argument(
+        "--depth",
+        type=int,
+        default=None,
+        metavar="K",
+        help="candidates per query: retrieved in full-pipeline mode (default 100), or the top K "
+        "of the run (default: all of them)",
+    )
+    p.add_argument(
+        "--stage1",
+        choices=["dense", "bm25"],
+        default="dense",
+        help="full-pipeline first stage in Qdrant (default dense)",
+    )
+    p.add_argument(
+        "--stage1-model",
+        default=None,
+        metavar="MODEL",
+        help="sentence-transformers model of the dense first stage (default: offline MiniLM)",
+    )
+    p.add_argument("--qdrant-url", default=None, help="use a Qdrant server instead of embedded")
+    p.add_argument(
+        "--qdrant-path",
+        default=":memory:",
+        help="folder of an embedded Qdrant store to keep the index in (default: in memory)",
+    )
+    p.add_argument(
+        "--reranker",
+        action="append",
+        dest="rerankers",
+        metavar="SPEC",
+        help="reranker spec to evaluate (repeatable; default: embedding)",
+    )
+    p.add_argument(
+        "--fuse",
+        choices=["rrf", "weighted"],
+        default=None,
+        help="also evaluate a FusionReranker of all --reranker specs and the first-stage score",
+    )
+    p.add_argument(
+        "--rel-level",
+        type=int,
+        default=1,
+        help="lowest grade counted relevant by RR and recall (default 1; TREC DL uses 2)",
+    )
+    p.add_argument(
+        "--measure",
+        action="append",
+        dest="measures",
+        metavar="NAME",
+        help="ir-measures measure, e.g. 'nDCG@10', 'R@100' (repeatable; replaces the defaults "
+        "nDCG@10, RR@10, R@10, R@depth)",
+    )
+    p.add_argument(
+        "--max-queries", type=int, default=None, help="evaluate the first N queries only"
+    )
+    p.add_argument("--json", metavar="FILE", help="write the full report (per query) as JSON")
+    p.add_argument("--markdown", metavar="FILE", help="write the markdown table to FILE")
+    p.add_argument("--plot", metavar="FILE", help="write a PNG (needs matplotlib)")
+    p.add_argument("--save-runs", metavar="DIR", help="write each system's run as a TREC file")
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        metavar="DIR",
+        help="embedding cache folder (default: ~/.cache/rerankit/eval/embeddings)",
+    )
+    p.add_argument("--no-cache", action="store_true", help="keep embeddings in memory only")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Run ``rerankit eval`` for parsed ``args``; returns the exit code."""
+    out = out or sys.stdout
+    try:
+        _run(args, out)
+    except RerankError as exc:
+        sys.stderr.write(f"rerankit eval: error: {exc}\n")
+        return 2
+    return 0
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> None:
+    from rerankit.backends.fusion import FusionReranker
+    from rerankit.eval import EmbeddingCache, evaluate, load_beir, plot_report, read_run, retrieve
+    from rerankit.registry import from_spec
+
+    if args.depth is not None and args.depth < 1:
+        raise ConfigurationError(f"--depth must be positive, got {args.depth}")
+    progress = not args.quiet
+    data = load_beir(args.data, split=args.split)
+    cache_dir = None if args.no_cache else Path(args.cache_dir or default_cache_dir())
+    cache = EmbeddingCache(directory=cache_dir, progress=progress)
+    rerankers: list[Reranker] = [from_spec(spec) for spec in (args.rerankers or ["embedding"])]
+    if args.fuse:
+        rerankers.append(
+            FusionReranker(list(rerankers), method=args.fuse, first_stage=RETRIEVAL_SCORE_KEY)
+        )
+    if args.run:
+        first_stage = read_run(args.run, format=args.run_format)
+        depth = args.depth
+    else:
+        depth = args.depth or 100
+        judged = data.judged_queries()
+        first_stage = retrieve(
+            data,
+            depth=depth,
+            stage1=args.stage1,
+            model=args.stage1_model,
+            query_ids=judged[: args.max_queries] if args.max_queries else judged,
+            qdrant_url=args.qdrant_url,
+            qdrant_path=args.qdrant_path,
+            cache=cache,
+            progress=progress,
+        )
+    report = evaluate(
+        data,
+        first_stage,
+        rerankers,
+        depth=depth,
+        rel_level=args.rel_level,
+        measures=args.measures,
+        cache=cache,
+        max_queries=args.max_queries,
+        save_runs=args.save_runs,
+        progress=progress,
+    )
+    table = report.to_markdown()
+    out.write(table + "\n")
+    if args.markdown:
+        report.write_markdown(args.markdown)
+    if args.json:
+        report.write_json(args.json)
+    if args.plot:
+        plot_report(report, args.plot)

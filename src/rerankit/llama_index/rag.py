@@ -1,0 +1,732 @@
+"""End-to-end RAG in LlamaIndex: a Qdrant-backed index, rerank, threshold, cited answers.
+
+* :func:`build_qdrant_index`: ingest documents or nodes into a Qdrant collection (embedded
+  store under a cache folder by default, ``url=`` for a server), in batches with a progress
+  bar, with content-hash point ids so re-running never duplicates points, and return a
+  ``VectorStoreIndex`` over it;
+* :func:`build_query_engine`: a ``RetrieverQueryEngine`` with :class:`RerankPostprocessor`
+  and :class:`CitingSynthesizer`, which abstains without calling the LLM when nothing passes;
+* :class:`OpenAICompatibleLLM`: a minimal LLM over the ``openai`` SDK, for any
+  OpenAI-compatible endpoint; :func:`generator_from_env` picks it when ``OPENAI_API_KEY`` or
+  ``OPENAI_BASE_URL`` is set and the offline :class:`~rerankit.rag.ExtractiveAnswerer`
+  otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from llama_index.core import VectorStoreIndex
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseGen,
+    LLMMetadata,
+    MessageRole,
+)
+from llama_index.core.base.response.schema import Response
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
+from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
+from llama_index.core.embeddings import BaseEmbedding
+from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
+from llama_index.core.instrumentation.events.synthesis import (
+    SynthesizeEndEvent,
+    SynthesizeStartEvent,
+)
+from llama_index.core.llms import LLM, CustomLLM
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.mock import MockLLM
+from llama_index.core.prompts.mixin import PromptDictType
+from llama_index.core.query_engine import RetrieverQueryEngine
+from llama_index.core.response_synthesizers import BaseSynthesizer
+from llama_index.core.schema import (
+    BaseNode,
+    Document,
+    MetadataMode,
+    NodeRelationship,
+    NodeWithScore,
+    QueryBundle,
+    TextNode,
+)
+
+from rerankit.base import Reranker
+from rerankit.errors import ConfigurationError
+from rerankit.llama_index.postprocessor import RerankPostprocessor
+from rerankit.qdrant import (
+    batched,
+    existing_point_ids,
+    open_client,
+    point_id,
+    progress,
+    qdrant_client_module,
+    qdrant_models,
+    unique_by_id,
+)
+from rerankit.rag import (
+    ABSTAIN_ANSWER,
+    ABSTAINED,
+    EXTRACTIVE,
+    ExtractiveAnswerer,
+    PromptMessage,
+    RagPrompt,
+    Source,
+    format_prompt,
+    openai_configured,
+    parse_citations,
+    resolve_source_id,
+)
+from rerankit.rag._openai import (
+    DEFAULT_OPENAI_MODEL,
+    OpenAISettings,
+    achat_completion,
+    chat_completion,
+    request,
+)
+from rerankit.registry import from_spec
+from rerankit.sparse import BM25Encoder
+from rerankit.threshold import ThresholdPolicy
+
+__all__ = [
+    "CitingSynthesizer",
+    "OpenAICompatibleLLM",
+    "build_qdrant_index",
+    "build_query_engine",
+    "generator_from_env",
+]
+
+dispatcher = get_dispatcher(__name__)
+
+
+# -- LLM over the openai SDK ---------------------------------------------------------------------
+
+
+class OpenAICompatibleLLM(CustomLLM):
+    """A minimal LlamaIndex LLM for any OpenAI-compatible ``/v1/chat/completions``.
+
+    Built on the ``openai`` SDK (``pip install 'rerankit[openai]'``), so it needs no
+    ``llama-index-llms-openai``. ``chat`` sends the messages as they are (real chat roles);
+    ``complete`` sends the prompt as one user message. Streaming yields the whole answer as
+    one chunk. ``from_env()`` reads ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and
+    ``OPENAI_MODEL`` (default ``gpt-4o-mini``); a keyless local server only needs ``base_url``.
+    SDK errors are raised as :class:`~rerankit.BackendError`.
+
+    Example:
+        >>> from rerankit.llama_index import OpenAICompatibleLLM
+        >>> llm = OpenAICompatibleLLM(model="llama3", base_url="http://localhost:11434/v1")
+        >>> llm.metadata.model_name, llm.metadata.is_chat_model
+        ('llama3', True)
+    """
+
+    model: str = Field(default=DEFAULT_OPENAI_MODEL, min_length=1)
+    api_key: SecretStr | None = Field(default=None, description="API key (else OPENAI_API_KEY).")
+    base_url: str | None = Field(default=None, description="Endpoint, e.g. http://host/v1.")
+    temperature: float | None = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, ge=1)
+    context_window: int = Field(default=8192, gt=0)
+    timeout: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=2, ge=0)
+
+    _clients: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatibleLLM(model={self.model!r}, base_url={self.base_url!r})"
+
+    def __str__(self) -> str:
+        return repr(self)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> OpenAICompatibleLLM:
+        """From ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and ``OPENAI_MODEL``; ``overrides`` win."""
+        settings = OpenAISettings.from_env()
+        values: dict[str, Any] = {
+            "model": settings.model,
+            "api_key": settings.api_key,
+            "base_url": settings.base_url,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "RerankitOpenAICompatibleLLM"
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(
+            context_window=self.context_window,
+            num_output=self.max_tokens or 256,
+            is_chat_model=True,
+            model_name=self.model,
+        )
+
+    def _settings(self) -> OpenAISettings:
+        return OpenAISettings(
+            model=self.model,
+            api_key=self.api_key.get_secret_value() if self.api_key is not None else None,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+        )
+
+    def _client(self, kind: str) -> Any:
+        client = self._clients.get(kind)
+        if client is None:
+            settings = self._settings()
+            client = settings.client() if kind == "sync" else settings.async_client()
+            self._clients[kind] = client
+        return client
+
+    def _body(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> dict[str, Any]:
+        pairs = [(m.role.value, m.content or "") for m in messages]
+        return request(
+            self._settings(),
+            pairs,
+            temperature=kwargs.get("temperature", self.temperature),
+            max_tokens=kwargs.get("max_tokens", self.max_tokens),
+            stop=kwargs.get("stop"),
+        )
+
+    @staticmethod
+    def _chat_response(completion: Any) -> ChatResponse:
+        return ChatResponse(
+            message=ChatMessage(role=MessageRole.ASSISTANT, content=completion.text),
+            raw={
+                "model": completion.model,
+                "finish_reason": completion.finish_reason,
+                "usage": {
+                    "prompt_tokens": completion.prompt_tokens,
+                    "completion_tokens": completion.completion_tokens,
+                },
+            },
+        )
+
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        completion = chat_completion(self._client("sync"), self._body(messages, kwargs))
+        return self._chat_response(completion)
+
+    @llm_chat_callback()
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        completion = await achat_completion(self._client("async"), self._body(messages, kwargs))
+        return self._chat_response(completion)
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        response = self.chat(messages, **kwargs)
+
+        def gen() -> ChatResponseGen:
+            yield ChatResponse(
+                message=response.message, raw=response.raw, delta=response.message.content
+            )
+
+        return gen()
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        message = ChatMessage(role=MessageRole.USER, content=prompt)
+        completion = chat_completion(self._client("sync"), self._body([message], kwargs))
+        return CompletionResponse(text=completion.text, raw={"model": completion.model})
+
+    @llm_completion_callback()
+    async def acomplete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponse:
+        message = ChatMessage(role=MessageRole.USER, content=prompt)
+        completion = await achat_completion(self._client("async"), self._body([message], kwargs))
+        return CompletionResponse(text=completion.text, raw={"model": completion.model})
+
+    @llm_completion_callback()
+    def stream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseGen:
+        response = self.complete(prompt, formatted=formatted, **kwargs)
+
+        def gen() -> CompletionResponseGen:
+            yield CompletionResponse(text=response.text, delta=response.text, raw=response.raw)
+
+        return gen()
+
+
+def generator_from_env(**overrides: Any) -> OpenAICompatibleLLM | ExtractiveAnswerer:
+    """The examples' generator: an OpenAI-compatible LLM when ``OPENAI_API_KEY`` or
+    ``OPENAI_BASE_URL`` is set, else the offline, clearly labelled ExtractiveAnswerer.
+
+    ``overrides`` go to :meth:`OpenAICompatibleLLM.from_env`.
+    """
+    if openai_configured():
+        return OpenAICompatibleLLM.from_env(**overrides)
+    return ExtractiveAnswerer()
+
+
+# -- Qdrant ingestion ---------------------------------------------------------------------------
+
+
+def _bm25_fns(encoder: BM25Encoder) -> tuple[Any, Any]:
+    def docs(texts: list[str]) -> tuple[list[list[int]], list[list[float]]]:
+        vectors = [encoder.encode_document(t) for t in texts]
+        return [v.indices for v in vectors], [v.values for v in vectors]
+
+    def queries(texts: list[str]) -> tuple[list[list[int]], list[list[float]]]:
+        vectors = [encoder.encode_query(t) for t in texts]
+        return [v.indices for v in vectors], [v.values for v in vectors]
+
+    return docs, queries
+
+
+def _is_local(client: Any) -> bool:
+    return type(getattr(client, "_client", None)).__name__ == "QdrantLocal"
+
+
+def _stored_node(node: BaseNode, pid: str) -> TextNode:
+    """A copy of ``node`` whose id is the content hash; a Document becomes its source."""
+    if isinstance(node, Document):
+        return TextNode(
+            id_=pid,
+            text=node.text,
+            metadata=dict(node.metadata),
+            excluded_embed_metadata_keys=list(node.excluded_embed_metadata_keys),
+            excluded_llm_metadata_keys=list(node.excluded_llm_metadata_keys),
+            relationships={NodeRelationship.SOURCE: node.as_related_node_info()},
+        )
+    if isinstance(node, TextNode):
+        return node.model_copy(update={"id_": pid, "metadata": dict(node.metadata)})
+    raise ConfigurationError(f"nodes must be TextNode or Document, got {type(node).__name__}")
+
+
+def build_qdrant_index(
+    documents: Sequence[Document | TextNode],
+    embed_model: BaseEmbedding,
+    *,
+    collection: str,
+    url: str | None = None,
+    path: str | None = None,
+    api_key: str | None = None,
+    client: Any = None,
+    hybrid: bool = False,
+    batch_size: int = 64,
+    show_progress: bool = True,
+    recreate: bool = False,
+) -> VectorStoreIndex:
+    """Ingest ``documents`` (Documents or TextNodes) into Qdrant; return a ``VectorStoreIndex``.
+
+    Where: ``client`` if given, else a server at ``url``, else the embedded store at ``path``
+    (default: a folder under the cache, see :func:`rerankit.qdrant.default_qdrant_path`;
+    ``":memory:"`` works). The caller owns the client: ``index.vector_store.client.close()``
+    releases an embedded folder.
+
+    Each document becomes one node (split long documents with a node parser first). Node and
+    point ids are the hash of the text (:func:`rerankit.qdrant.point_id`), so re-running never
+    duplicates points and texts already stored are not embedded again; a Document is kept as
+    the node's source (``node.ref_doc_id``). Inputs are not modified. Points are embedded and
+    upserted in batches of ``batch_size`` with a progress bar.
+
+    ``hybrid=True`` adds BM25 sparse vectors (:class:`rerankit.sparse.BM25Encoder`, with
+    Qdrant's IDF modifier) so the index can retrieve in ``"hybrid"`` mode.
+    ``recreate=True`` drops the collection first.
+
+    Example:
+        >>> from llama_index.core import Document
+        >>> from rerankit.llama_index import SentenceTransformerEmbedding, build_qdrant_index
+        >>> docs = [Document(text="Qdrant stores vectors.", metadata={"source": "faq"})]
+        >>> index = build_qdrant_index(docs, SentenceTransformerEmbedding(), collection="faq",
+        ...                            path=":memory:", show_progress=False)
+        >>> index.as_retriever().retrieve("vector database")[0].node.metadata["source"]
+        'faq'
+        >>> index.vector_store.client.close()
+    """
+    from llama_index.vector_stores.qdrant import QdrantVectorStore
+
+    if not isinstance(collection, str) or not collection.strip():
+        raise ConfigurationError("collection must be a non-empty str")
+    if isinstance(documents, str) or not isinstance(documents, Sequence):
+        raise ConfigurationError("documents must be a sequence of LlamaIndex Documents or nodes")
+    for index, node in enumerate(documents):
+        if not isinstance(node, Document | TextNode):
+            raise ConfigurationError(
+                f"documents[{index}] must be a LlamaIndex Document or TextNode, got "
+                f"{type(node).__name__}"
+            )
+    if not isinstance(embed_model, BaseEmbedding):
+        raise ConfigurationError("embed_model must be a LlamaIndex BaseEmbedding")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
+    if client is not None and (url is not None or path is not None or api_key is not None):
+        raise ConfigurationError("pass either client= or url=/path=/api_key=, not both")
+
+    models = qdrant_models()
+    client_given = client
+    client = client if client is not None else open_client(url=url, path=path, api_key=api_key)
+    if recreate and client.collection_exists(collection):
+        client.delete_collection(collection)
+    texts = [node.get_content(metadata_mode=MetadataMode.NONE) for node in documents]
+    store_kwargs: dict[str, Any] = {}
+    if hybrid:
+        doc_fn, query_fn = _bm25_fns(BM25Encoder.fit(texts))
+        store_kwargs = {
+            "enable_hybrid": True,
+            "sparse_doc_fn": doc_fn,
+            "sparse_query_fn": query_fn,
+            "sparse_config": models.SparseVectorParams(modifier=models.Modifier.IDF),
+        }
+    if url and client_given is None:
+        # A server can be reached by an async client too, so aquery() is natively async.
+        store_kwargs["aclient"] = qdrant_client_module().AsyncQdrantClient(url=url, api_key=api_key)
+    vector_store = QdrantVectorStore(
+        collection_name=collection,
+        client=client,
+        batch_size=batch_size,
+        index_doc_id=not _is_local(client),
+        **store_kwargs,
+    )
+    unique, ids = unique_by_id(
+        list(documents), lambda n: point_id(n.get_content(metadata_mode=MetadataMode.NONE))
+    )
+    with progress(
+        total=len(unique), desc=f"qdrant upsert {collection}", enabled=show_progress
+    ) as advance:
+        for batch in batched(list(zip(unique, ids, strict=True)), batch_size):
+            present = existing_point_ids(client, collection, [pid for _, pid in batch])
+            todo = [_stored_node(n, pid) for n, pid in batch if pid not in present]
+            if todo:
+                vectors = embed_model.get_text_embedding_batch(
+                    [n.get_content(metadata_mode=MetadataMode.EMBED) for n in todo]
+                )
+                embedded: list[BaseNode] = [
+                    n.model_copy(update={"embedding": v})
+                    for n, v in zip(todo, vectors, strict=True)
+                ]
+                vector_store.add(embedded)
+            advance(len(batch))
+    return VectorStoreIndex.from_vector_store(vector_store, embed_model=embed_model)
+
+
+class _ThreadedAsyncRetriever(BaseRetriever):
+    """Runs ``inner``'s sync retrieval in a worker thread for ``aretrieve``."""
+
+    def __init__(self, inner: BaseRetriever) -> None:
+        super().__init__(callback_manager=inner.callback_manager)
+        self._inner = inner
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return self._inner.retrieve(query_bundle)
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return await asyncio.to_thread(self._inner.retrieve, query_bundle)
+
+
+# -- the synthesiser ----------------------------------------------------------------------------
+
+
+def _sources(nodes: Sequence[NodeWithScore], source_key: str | None) -> list[Source]:
+    out = []
+    for number, item in enumerate(nodes, start=1):
+        node = item.node
+        doc_id = node.ref_doc_id or node.node_id
+        out.append(
+            Source(
+                number=number,
+                source_id=resolve_source_id(
+                    node.metadata, doc_id=doc_id, number=number, key=source_key
+                ),
+                text=node.get_content(metadata_mode=MetadataMode.NONE),
+                score=item.score,
+            )
+        )
+    return out
+
+
+def _chat(messages: Sequence[PromptMessage]) -> list[ChatMessage]:
+    return [ChatMessage(role=MessageRole(m.role), content=m.content) for m in messages]
+
+
+class CitingSynthesizer(BaseSynthesizer):
+    """A response synthesiser that answers from numbered sources and cites them.
+
+    The nodes it receives (the reranked, thresholded ones, best first) become the prompt's
+    sources ``[1]``, ``[2]``, ... with their source ids and no scores (see
+    :class:`~rerankit.rag.RagPrompt`). ``llm`` is any LlamaIndex LLM (called once, with chat
+    messages) or an :class:`~rerankit.rag.ExtractiveAnswerer`. With no nodes it answers
+    :data:`~rerankit.rag.ABSTAIN_ANSWER` without calling the LLM.
+
+    ``Response.metadata`` holds ``question``, ``citations``, ``prompt`` (text), ``messages``
+    (the exact ``ChatMessage`` list; ``None`` when abstained), ``abstained``, ``empty_reason``
+    and ``generator``. ``Response.source_nodes`` are the nodes, scored by the reranker.
+
+    Example:
+        >>> from llama_index.core.schema import NodeWithScore, TextNode
+        >>> from rerankit.llama_index import CitingSynthesizer
+        >>> from rerankit.rag import ExtractiveAnswerer
+        >>> synth = CitingSynthesizer(llm=ExtractiveAnswerer())
+        >>> node = NodeWithScore(node=TextNode(text="Qdrant stores vectors.",
+        ...                                    metadata={"source": "faq"}), score=0.7)
+        >>> response = synth.synthesize("What stores vectors?", [node])
+        >>> response.metadata["citations"][0].source_id
+        'faq'
+        >>> synth.synthesize("What stores vectors?", []).metadata["abstained"]
+        True
+    """
+
+    def __init__(
+        self,
+        *,
+        llm: LLM | ExtractiveAnswerer,
+        prompt: RagPrompt | None = None,
+        source_key: str | None = None,
+        callback_manager: CallbackManager | None = None,
+    ) -> None:
+        if not isinstance(llm, LLM | ExtractiveAnswerer):
+            raise ConfigurationError(
+                f"llm must be a LlamaIndex LLM or an ExtractiveAnswerer, got {type(llm).__name__}"
+            )
+        if prompt is not None and not isinstance(prompt, RagPrompt):
+            raise ConfigurationError(f"prompt must be a RagPrompt, got {type(prompt).__name__}")
+        if source_key is not None and not isinstance(source_key, str):
+            raise ConfigurationError("source_key must be a str or None")
+        self._answerer = llm if isinstance(llm, ExtractiveAnswerer) else None
+        # BaseSynthesizer needs an LLM object; the extractive path never calls it.
+        super().__init__(
+            llm=llm if isinstance(llm, LLM) else MockLLM(), callback_manager=callback_manager
+        )
+        self._rag_prompt = prompt or RagPrompt()
+        self._source_key = source_key
+
+    @property
+    def rag_prompt(self) -> RagPrompt:
+        """The prompt layout."""
+        return self._rag_prompt
+
+    def _get_prompts(self) -> PromptDictType:
+        return {}
+
+    def _update_prompts(self, prompts: PromptDictType) -> None:
+        """The prompt is a :class:`~rerankit.rag.RagPrompt`; pass ``prompt=`` instead."""
+
+    def _generator_name(self) -> str:
+        if self._answerer is not None:
+            return EXTRACTIVE
+        return f"llm: {self._llm.metadata.model_name}"
+
+    def _abstain(self, question: str, nodes: Sequence[NodeWithScore]) -> Response:
+        reason = getattr(nodes, "empty_reason", None) or "no retrieved node passed the threshold"
+        return Response(
+            ABSTAIN_ANSWER,
+            source_nodes=[],
+            metadata={
+                "question": question,
+                "citations": [],
+                "prompt": None,
+                "messages": None,
+                "abstained": True,
+                "empty_reason": reason,
+                "generator": ABSTAINED,
+            },
+        )
+
+    def _response(
+        self,
+        question: str,
+        text: str,
+        sources: list[Source],
+        messages: list[PromptMessage],
+        source_nodes: list[NodeWithScore],
+    ) -> Response:
+        return Response(
+            text,
+            source_nodes=source_nodes,
+            metadata={
+                "question": question,
+                "citations": parse_citations(text, sources),
+                "prompt": format_prompt(messages),
+                "messages": _chat(messages),
+                "abstained": False,
+                "empty_reason": None,
+                "generator": self._generator_name(),
+            },
+        )
+
+    def _generate(self, question: str, sources: list[Source]) -> tuple[str, list[PromptMessage]]:
+        messages = self._rag_prompt.messages(question, sources)
+        if self._answerer is not None:
+            return self._answerer.answer(question, sources).text, messages
+        return self._llm.chat(_chat(messages)).message.content or "", messages
+
+    async def _agenerate(
+        self, question: str, sources: list[Source]
+    ) -> tuple[str, list[PromptMessage]]:
+        messages = self._rag_prompt.messages(question, sources)
+        if self._answerer is not None:
+            return (await self._answerer.aanswer(question, sources)).text, messages
+        return (await self._llm.achat(_chat(messages))).message.content or "", messages
+
+    @staticmethod
+    def _chunk_sources(text_chunks: Sequence[str]) -> list[Source]:
+        return [
+            Source(number=i, source_id=f"doc-{i}", text=chunk)
+            for i, chunk in enumerate(text_chunks, start=1)
+        ]
+
+    def get_response(self, query_str: str, text_chunks: Sequence[str], **kwargs: Any) -> str:
+        """Answer from plain text chunks (numbered ``doc-1``, ``doc-2``, ...)."""
+        if not text_chunks:
+            return ABSTAIN_ANSWER
+        return self._generate(query_str, self._chunk_sources(text_chunks))[0]
+
+    async def aget_response(self, query_str: str, text_chunks: Sequence[str], **kwargs: Any) -> str:
+        """Async :meth:`get_response`."""
+        if not text_chunks:
+            return ABSTAIN_ANSWER
+        return (await self._agenerate(query_str, self._chunk_sources(text_chunks)))[0]
+
+    def _begin(self, query: str | QueryBundle) -> QueryBundle:
+        bundle = QueryBundle(query_str=query) if isinstance(query, str) else query
+        dispatcher.event(SynthesizeStartEvent(query=bundle))
+        return bundle
+
+    @dispatcher.span  # type: ignore[untyped-decorator]
+    def synthesize(
+        self,
+        query: str | QueryBundle,
+        nodes: list[NodeWithScore],
+        additional_source_nodes: Sequence[NodeWithScore] | None = None,
+        **response_kwargs: Any,
+    ) -> Response:
+        """Answer ``query`` from ``nodes`` (in their order), or abstain when there are none."""
+        bundle = self._begin(query)
+        question = bundle.query_str
+        with self._callback_manager.event(
+            CBEventType.SYNTHESIZE, payload={EventPayload.QUERY_STR: question}
+        ) as event:
+            if not nodes:
+                response = self._abstain(question, nodes)
+            else:
+                sources = _sources(nodes, self._source_key)
+                text, messages = self._generate(question, sources)
+                source_nodes = [*nodes, *(additional_source_nodes or [])]
+                response = self._response(question, text, sources, messages, source_nodes)
+            event.on_end(payload={EventPayload.RESPONSE: response})
+        dispatcher.event(SynthesizeEndEvent(query=bundle, response=response))
+        return response
+
+    @dispatcher.span  # type: ignore[untyped-decorator]
+    async def asynthesize(
+        self,
+        query: str | QueryBundle,
+        nodes: list[NodeWithScore],
+        additional_source_nodes: Sequence[NodeWithScore] | None = None,
+        **response_kwargs: Any,
+    ) -> Response:
+        """Async :meth:`synthesize`."""
+        bundle = self._begin(query)
+        question = bundle.query_str
+        with self._callback_manager.event(
+            CBEventType.SYNTHESIZE, payload={EventPayload.QUERY_STR: question}
+        ) as event:
+            if not nodes:
+                response = self._abstain(question, nodes)
+            else:
+                sources = _sources(nodes, self._source_key)
+                text, messages = await self._agenerate(question, sources)
+                source_nodes = [*nodes, *(additional_source_nodes or [])]
+                response = self._response(question, text, sources, messages, source_nodes)
+            event.on_end(payload={EventPayload.RESPONSE: response})
+        dispatcher.event(SynthesizeEndEvent(query=bundle, response=response))
+        return response
+
+
+# -- the query engine --------------------------------------------------------------------------
+
+
+def build_query_engine(
+    *,
+    index: VectorStoreIndex | BaseRetriever,
+    llm: LLM | ExtractiveAnswerer,
+    reranker: Reranker | str = "embedding",
+    fetch_k: int = 20,
+    top_n: int | None = 4,
+    min_score: float | None = None,
+    policy: ThresholdPolicy | None = None,
+    prompt: RagPrompt | None = None,
+    source_key: str | None = None,
+    hybrid: bool | None = None,
+) -> RetrieverQueryEngine:
+    """A query engine: retrieve from the index, rerank and threshold, answer with citations.
+
+    1. retrieve ``fetch_k`` nodes from ``index`` (a ``VectorStoreIndex``, e.g. from
+       :func:`build_qdrant_index`; ``hybrid`` mode when its Qdrant store has sparse vectors,
+       or as ``hybrid`` says), or from any retriever;
+    2. :class:`RerankPostprocessor` with ``reranker`` and the threshold (``top_n``,
+       ``min_score``, ``policy``);
+    3. :class:`CitingSynthesizer` with ``llm`` (any LlamaIndex LLM, or an
+       :class:`~rerankit.rag.ExtractiveAnswerer`) and ``prompt``.
+
+    When no node passes the threshold the LLM is not called: the response is
+    :data:`~rerankit.rag.ABSTAIN_ANSWER` with ``metadata["abstained"]`` true and
+    ``metadata["empty_reason"]`` saying why. ``query`` and ``aquery`` both work.
+
+    Example:
+        >>> from llama_index.core import Document
+        >>> from rerankit.llama_index import (SentenceTransformerEmbedding, build_qdrant_index,
+        ...                                   build_query_engine)
+        >>> from rerankit.rag import ExtractiveAnswerer
+        >>> docs = [Document(text="Qdrant stores vectors with payloads.", metadata={"source": "q"}),
+        ...         Document(text="Boil pasta for nine minutes.", metadata={"source": "p"})]
+        >>> index = build_qdrant_index(docs, SentenceTransformerEmbedding(), collection="d",
+        ...                            path=":memory:", show_progress=False)
+        >>> engine = build_query_engine(index=index, llm=ExtractiveAnswerer(), min_score=0.3)
+        >>> response = engine.query("Which database stores vectors?")
+        >>> [c.source_id for c in response.metadata["citations"]]
+        ['q']
+        >>> engine.query("When did the Roman empire fall?").metadata["abstained"]
+        True
+        >>> index.vector_store.client.close()
+    """
+    if not isinstance(index, VectorStoreIndex | BaseRetriever):
+        raise ConfigurationError(
+            f"index must be a VectorStoreIndex or a retriever, got {type(index).__name__}"
+        )
+    if not isinstance(fetch_k, int) or isinstance(fetch_k, bool) or fetch_k < 1:
+        raise ConfigurationError(f"fetch_k must be a positive int, got {fetch_k!r}")
+    if not isinstance(reranker, Reranker | str):
+        raise ConfigurationError(
+            f"reranker must be a Reranker or a spec string, got {type(reranker).__name__}"
+        )
+    ThresholdPolicy(top_n=top_n, min_score=min_score)  # typed errors for bad values
+    if policy is not None and not isinstance(policy, ThresholdPolicy):
+        raise ConfigurationError(f"policy must be a ThresholdPolicy, got {type(policy).__name__}")
+    postprocessor = RerankPostprocessor(
+        reranker=from_spec(reranker) if isinstance(reranker, str) else reranker,
+        top_n=top_n,
+        min_score=min_score,
+        policy=policy,
+    )
+    synthesizer = CitingSynthesizer(llm=llm, prompt=prompt, source_key=source_key)
+    if isinstance(index, VectorStoreIndex):
+        if hybrid is None:
+            hybrid = bool(getattr(index.vector_store, "enable_hybrid", False))
+        mode: dict[str, Any] = (
+            {
+                "vector_store_query_mode": "hybrid",
+                "sparse_top_k": fetch_k,
+                "hybrid_top_k": fetch_k,
+            }
+            if hybrid
+            else {}
+        )
+        retriever = index.as_retriever(similarity_top_k=fetch_k, **mode)
+        if getattr(index.vector_store, "_aclient", False) is None:
+            # An embedded Qdrant store has no async client: aquery retrieves in a thread.
+            retriever = _ThreadedAsyncRetriever(retriever)
+    else:
+        if hybrid:
+            raise ConfigurationError("hybrid= applies to a VectorStoreIndex, not a retriever")
+        retriever = index
+    return RetrieverQueryEngine(
+        retriever=retriever,
+        response_synthesizer=synthesizer,
+        node_postprocessors=[postprocessor],
+    )
