@@ -21,8 +21,13 @@ Rescoring stages reorder the same 100 fused candidates, so their Recall@100 is t
 Metrics come from ir-measures (:class:`rerankit.eval.Evaluator`). Latency is the median per
 stage over the queries, from each search's own timings (``trace=True``: the intermediate
 stages also run as queries of their own, so each stage has a time). The reranker rows' quality
-runs use an embedding cache (same scores, no repeated encoding); their latency comes from
-``--latency-queries`` queries with fresh, uncached rerankers.
+runs take the documents' embeddings from tables computed once (the embedding reranker through
+:class:`rerankit.eval.EmbeddingCache`, the late-interaction reranker from the corpus token
+table): same model, same scores, no repeated encoding. Their latency comes from
+``--latency-queries`` queries with fresh rerankers that encode documents at query time.
+``--json`` keeps the figures (with per-query nDCG@10), and ``--from-json`` re-renders the section
+from them without running anything. Takes about 30 minutes on 2 shared cores (embedded Qdrant
+scores BM25 and MaxSim in Python/numpy over the whole collection).
 
 Corpus embeddings (sentence and token embeddings of the offline all-MiniLM-L6-v2, one forward
 pass) are cached under ``--cache-dir``, so a second run encodes no document. Query encoding is
@@ -312,7 +317,9 @@ def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
         "corpus embeddings from the cache) and shared by every configuration. Prefetch limits "
         f"are {DEPTH} (dense) and {DEPTH} (sparse), fusion keeps {DEPTH}, and the rescoring "
         f"stages (multivector, reranker) reorder those {DEPTH}: their Recall@100 is the "
-        "hybrid's by construction. nDCG@10 and Recall@100 by ir-measures.",
+        "hybrid's by construction. nDCG@10 and Recall@100 by ir-measures. Dense only and "
+        'sparse only reproduce the first stages of the "Quality (rerankit eval)" section '
+        "(same models, same store).",
         "",
         "| configuration | nDCG@10 | Recall@100 | vs hybrid RRF W/T/L | "
         + " | ".join(f"{c} ms" for c in STAGE_COLUMNS)
@@ -414,8 +421,9 @@ def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
         ),
         "",
         f"Machine: {env['cpu']}, {env['cores']} cores, {env['memory_gib']} GiB, {env['os']} "
-        f"(shared with other jobs while it ran; torch ran {threads} thread(s) and OpenBLAS 1, "
-        "as oversubscribed thread pools made latencies erratic). "
+        f"(shared with other jobs while it ran; torch ran {threads} "
+        f"thread{'s' if threads != 1 else ''} and OpenBLAS one, as oversubscribed thread pools "
+        "made latencies erratic). "
         f"Date: {meta['date']}. Python {env['python']}, rerankit {meta['rerankit']}, "
         + ", ".join(f"{k} {v}" for k, v in sorted(env["versions"].items()) if k != "rerankit")
         + f". Whole benchmark: {meta['runtime_min']:.1f} min.",
