@@ -376,3 +376,21 @@ def test_docstring_examples_run() -> None:
     failures, attempted = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert attempted > 0
     assert failures == 0
+
+
+async def test_async_disk_cache_is_identical(tmp_path: Path) -> None:
+    inner = Flagged()
+    cached = CachedReranker(reranker=inner, cache=ScoreCache(path=tmp_path))
+    first = await cached.arerank("async disk", TEXTS)
+    again = await CachedReranker(reranker=inner, cache=ScoreCache(path=tmp_path)).arerank(
+        "async disk", TEXTS
+    )
+    assert len(inner.scored) == 1
+    assert snapshot(first) == snapshot(again)
+
+
+def test_mutable_state_does_not_enter_the_key() -> None:
+    inner = Flagged()
+    before = score_fingerprint(inner)
+    inner.rerank("q", TEXTS[:2])  # appends to inner.scored
+    assert score_fingerprint(inner) == before

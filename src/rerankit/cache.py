@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib.metadata
 import json
@@ -262,9 +263,10 @@ class ScoreCache:
 
 
 def _scalar(value: Any) -> bool:
+    """Plain immutable values (and tuples of them); mutable state such as lists is left out."""
     if isinstance(value, str | int | float | bool) or value is None:
         return True
-    return isinstance(value, tuple | list) and all(_scalar(v) for v in value)
+    return isinstance(value, tuple) and all(_scalar(v) for v in value)
 
 
 def _local_revision(model: str) -> str | None:
@@ -312,8 +314,10 @@ def score_fingerprint(reranker: Reranker) -> str:
     """A digest of everything that changes ``reranker``'s raw scores.
 
     A reranker may describe itself with a ``cache_fingerprint()`` method returning a mapping of
-    JSON-able values; otherwise its public scalar attributes are used (minus options that do
-    not change scores, such as ``batch_size``, and anything that looks like a credential).
+    JSON-able values; otherwise its public attributes holding plain immutable values (str, int,
+    float, bool, None, tuples of them) are used, minus options that do not change scores (such
+    as ``batch_size``) and anything that looks like a credential. Backends whose scores depend
+    on other state should define ``cache_fingerprint()``.
     ``device=None`` and ``dtype="auto"`` are resolved, so caches written on machines that run
     different dtypes never mix.
     """
@@ -509,7 +513,13 @@ class CachedReranker(Reranker):
         return self._merge(keys, found, missing, batch)
 
     async def _ascore(self, query: str, texts: Sequence[str]) -> ScoreBatch:
-        keys, found = self._lookup(query, texts)
+        on_disk = self.cache.path is not None  # keep SQLite I/O off the event loop
+        if on_disk:
+            keys, found = await asyncio.to_thread(self._lookup, query, texts)
+        else:
+            keys, found = self._lookup(query, texts)
         missing = self._misses(keys, found)
         batch = await self.reranker._ascore(query, [texts[i] for i in missing]) if missing else None
+        if on_disk and batch is not None:
+            return await asyncio.to_thread(self._merge, keys, found, missing, batch)
         return self._merge(keys, found, missing, batch)
