@@ -21,35 +21,18 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import BENCHMARKS_MD, ROOT, cpu_model, version, write_section
+
 sys.path.insert(0, str(ROOT))  # for tests.loopback
 
-from tests.loopback import FakeCohere, LoopbackServer  # noqa: E402
+from tests.loopback import FakeCohere, LoopbackServer
 
-from rerankit import CohereReranker  # noqa: E402
+from rerankit import CohereReranker
 
 HEADING = "## Remote rerankers (loopback)"
 QUERY = "how do red apples grow in cold orchards"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def timed(fn: Callable[[], object], repeats: int) -> float:
@@ -170,37 +153,20 @@ def markdown(r: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the section under :data:`HEADING` (up to the next ``## ``), or append it."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == HEADING), None)
-    if start is None:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = "".join(lines[end:])
-        text = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--latency", type=float, default=0.2, help="seconds added per request")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--output", type=Path, default=BENCHMARKS_MD)
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     result = run(args.docs, args.batch_size, args.latency, args.repeats)
     section = markdown(result)
     print(section)
     if not args.no_write:
-        write_section(args.output, section)
+        write_section(args.output, HEADING, section)
         print(f"written to {args.output}")
 
 

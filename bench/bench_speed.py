@@ -46,7 +46,6 @@ import gc
 import json
 import math
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -56,12 +55,21 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "datasets" / "trec-dl-2019-passage"
+from _common import (
+    BENCHMARKS_MD,
+    DATASETS,
+    CpuMeter,
+    cpu_flags,
+    cpu_model,
+    load_average,
+    version,
+    write_section,
+)
+
+DATA = DATASETS / "trec-dl-2019-passage"
 HEADING = "## Speed (fast path vs LangChain and LlamaIndex)"
 SEED = 1234
 TARGET_THROUGHPUT = 2.5
@@ -76,41 +84,6 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 # -- small helpers -----------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> list[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = line.split(":", 1)[1].split()
-                return [f for f in ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f") if f in flags]
-    except OSError:
-        pass
-    return []
-
-
-def version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def load_average() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 def pct(values: Sequence[float], q: float) -> float:
@@ -795,6 +768,10 @@ def verdict(ok: bool) -> str:
     return "**met**" if ok else "**not met**"
 
 
+def queries_text(count: int, total: int) -> str:
+    return f"all {total} queries" if count >= total else f"first {count} queries"
+
+
 def markdown(r: dict[str, Any]) -> str:
     s = r["systems"]
     fast = s[FAST]
@@ -820,9 +797,9 @@ def markdown(r: dict[str, Any]) -> str:
         + ", ".join(f"{k} {v}" for k, v in r["versions"].items())
         + ".",
         "",
-        "**The machine was shared with other jobs while this ran** (load average "
-        f"{r['load_start']} at the start, {r['load_end']} at the end, on {r['cores']} cores), "
-        "so absolute times are noisy. To keep comparisons fair the systems ran interleaved, "
+        f"{r['machine']} Load average {r['load_start']} at the start and {r['load_end']} at "
+        f"the end, on {r['cores']} cores (the benchmark's own two threads count). To keep "
+        "comparisons fair even on a shared machine, the systems ran interleaved, "
         "query by query, with the order rotating (A, B, C, then B, C, A, ...); every "
         "figure is a median and every ratio compares runs made side by side.",
         "",
@@ -831,8 +808,9 @@ def markdown(r: dict[str, Any]) -> str:
         "On an oversubscribed CPU, OpenMP's default of spinning while it waits makes torch's two "
         "threads stall each other: every library slows down several-fold, and the short bf16 "
         "kernels most. The main run therefore sets `OMP_WAIT_POLICY=PASSIVE` for all three "
-        f"systems alike (`{r['openmp']}` here); a second run in a fresh process with OpenMP's "
-        f"defaults (first {r['default_openmp_queries']} queries, three systems) follows.",
+        f"systems alike (`{r['openmp']}` here); a second run in a fresh process keeps OpenMP's "
+        f"defaults ({queries_text(r['default_openmp_queries'], len(fast_calls(r)))}, three "
+        "systems). On a quiet machine the two runs agree; the target must hold in both.",
         "",
         f"Main run, `OMP_WAIT_POLICY={r['openmp']}`, all {len(fast_calls(r))} queries:",
         "",
@@ -852,7 +830,8 @@ def markdown(r: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"Second run, OpenMP defaults, first {r['default_openmp_queries']} queries:",
+        f"Second run, OpenMP defaults, "
+        f"{queries_text(r['default_openmp_queries'], len(fast_calls(r)))}:",
         "",
         "| system | pairs/s | p50 latency | p95 latency | fastest call |",
         "|---|---|---|---|---|",
@@ -1108,30 +1087,13 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the section under :data:`HEADING` (up to the next ``## ``), or append it."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == HEADING), None)
-    if start is None:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = "".join(lines[end:])
-        text = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 # -- main --------------------------------------------------------------------------------------
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    started = time.perf_counter()
+    meter = CpuMeter()
     r: dict[str, Any] = {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
@@ -1252,11 +1214,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log(f"  {r['tokenisation']}")
     best_peak(r)
     r["torch_threads"] = torch.get_num_threads()
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    r["cpu_s"] = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    share = meter.stop()
+    r["cpu_s"] = share.own_cpu_s
+    r["other_cpu_s"] = share.other_cpu_s
+    r["machine"] = share.describe()
     r["load_end"] = load_average()
-    r["runtime_s"] = time.perf_counter() - started
+    r["runtime_s"] = share.wall_s
     return r
 
 
@@ -1269,7 +1232,7 @@ def main(argv: list[str] | None = None) -> int:
         default="passive",
         help="OMP_WAIT_POLICY of the main run (passive unless already set in the environment)",
     )
-    parser.add_argument("--default-openmp-queries", type=int, default=4)
+    parser.add_argument("--default-openmp-queries", type=int, default=43)
     parser.add_argument("--overhead-repeats", type=int, default=15)
     parser.add_argument("--cache-queries", type=int, default=10)
     parser.add_argument("--fp32-queries", type=int, default=8)
@@ -1278,7 +1241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mb-rounds", type=int, default=2)
     parser.add_argument("--token-queries", type=int, default=4)
     parser.add_argument("--token-rounds", type=int, default=2)
-    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--output", type=Path, default=BENCHMARKS_MD)
     parser.add_argument("--json", type=Path, default=None, help="also save the raw figures")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)
@@ -1304,7 +1267,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2, default=str))
     if not args.no_write:
-        write_section(args.output, section)
+        write_section(args.output, HEADING, section)
         log(f"wrote the section to {args.output}")
     return 0
 

@@ -34,6 +34,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from _common import BENCHMARKS_MD, DATASETS, write_section
+
 from rerankit import EmbeddingReranker, FusionReranker, LateInteractionReranker
 from rerankit.annotate import RETRIEVAL_SCORE_KEY
 from rerankit.base import Reranker
@@ -48,8 +50,7 @@ from rerankit.eval import (
 )
 from rerankit.eval.report import environment
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "datasets"
+DEFAULT_DATA = DATASETS
 HEADING = "## Quality (rerankit eval)"
 REFERENCE = {"BM25": 0.5058, "embedding": 0.6424}
 SINGLE = ("embedding (all-MiniLM-L6-v2)", "late-interaction (all-MiniLM-L6-v2)")
@@ -298,27 +299,10 @@ def section(setups: list[Setup], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def replace_section(path: Path, text: str) -> None:
-    """Put ``text`` in place of the existing quality section (or append it)."""
-    existing = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    lines = existing.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == HEADING), None)
-    if start is None:
-        body = existing.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        new = [*lines[:start], *text.rstrip("\n").splitlines(), *([""] if end < len(lines) else [])]
-        body = "\n".join(new + lines[end:]).rstrip("\n") + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(body, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="folder holding the datasets")
-    parser.add_argument("--docs", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--docs", default=str(BENCHMARKS_MD))
     parser.add_argument(
         "--reports",
         default=str(Path.home() / ".cache" / "rerankit" / "bench-eval"),
@@ -367,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{setup.title} ({setup.minutes:.1f} min)\n{table(setup.report)}")
     text = section(setups, args)
     if args.max_queries is None:
-        replace_section(Path(args.docs), text)
+        write_section(Path(args.docs), HEADING, text)
         print(f"\nwrote {args.docs}")
     else:
         print("\n" + text)

@@ -56,6 +56,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
+from _common import BENCHMARKS_MD, DATASETS, write_section
 
 from rerankit import EmbeddingReranker, LateInteractionReranker, __version__
 from rerankit._torch import torch_module
@@ -77,8 +78,7 @@ from rerankit.multistage import (
 from rerankit.qdrant import open_client, progress
 from rerankit.types import Candidate
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "scifact"
+DEFAULT_DATA = DATASETS / "scifact"
 HEADING = "## Qdrant multi-stage retrieval (SciFact)"
 COLLECTION = "rerankit-multistage-scifact"
 MEASURES = ["nDCG@10", "R@100"]
@@ -431,22 +431,6 @@ def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of ``path`` (or append it), leaving the rest as is."""
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == HEADING), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    path.write_text(new, encoding="utf-8")
-
-
 # -- main ------------------------------------------------------------------------------------------
 
 
@@ -474,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--queries", type=int, default=None, help="first N queries (a smoke run)")
     parser.add_argument("--only", nargs="+", default=None, help="configuration keys to run")
-    parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--output", default=str(BENCHMARKS_MD))
     parser.add_argument("--json", default=None, help="also write the figures as JSON here")
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
     parser.add_argument(
@@ -605,7 +589,7 @@ def publish(rows: list[Row], meta: dict[str, Any], args: argparse.Namespace) -> 
     section = markdown(rows, meta)
     print(section)
     if not args.no_write:
-        write_section(Path(args.output), section)
+        write_section(Path(args.output), HEADING, section)
         print(f"wrote the section to {args.output}", file=sys.stderr)
     return 0
 
