@@ -365,6 +365,7 @@ DOCTEST_MODULES = [
     "rerankit.rag.extractive",
     "rerankit.rag.answer",
     "rerankit.rag._openai",
+    "rerankit._lazy",
     "rerankit.qdrant",
     "rerankit.langchain.embeddings",
     "rerankit.langchain.rag",
@@ -379,3 +380,201 @@ def test_docstring_examples_run(name: str) -> None:
     failures, attempted = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert attempted > 0
     assert failures == 0
+
+
+# -- shared helpers of the framework faces ------------------------------------------------------
+
+
+def test_lazy_exports_import_on_first_access_and_cache() -> None:
+    import types
+
+    from rerankit._lazy import lazy_exports
+
+    module = types.ModuleType("lazy_demo")
+    module.__getattr__, module.__dir__ = lazy_exports(  # type: ignore[method-assign]
+        vars(module), {"dedent": "textwrap", "missing": "textwrap"}
+    )
+    assert "dedent" not in vars(module)
+    assert "dedent" in dir(module) and "missing" in dir(module)
+    import textwrap
+
+    assert module.dedent is textwrap.dedent
+    assert vars(module)["dedent"] is textwrap.dedent  # stored: later lookups skip __getattr__
+    with pytest.raises(AttributeError, match="module 'lazy_demo' has no attribute 'other'"):
+        module.other  # noqa: B018
+    with pytest.raises(AttributeError):
+        module.missing  # noqa: B018  (textwrap has no such name)
+
+
+def test_check_ingest_args_messages() -> None:
+    from rerankit.qdrant import check_ingest_args
+
+    def check(documents: object = (), **kwargs: object) -> None:
+        args: dict[str, object] = {
+            "collection": "c",
+            "kinds": int,
+            "sequence_of": "ints",
+            "each": "an int",
+            "batch_size": 2,
+            "client": None,
+            "url": None,
+            "path": None,
+            "api_key": None,
+            **kwargs,
+        }
+        check_ingest_args(documents, **args)  # type: ignore[arg-type]
+
+    check([1, 2])
+    check([], client=object())
+    cases = [
+        ({"collection": " "}, "collection must be a non-empty str"),
+        ({"collection": 3}, "collection must be a non-empty str"),
+        ({"documents": "12"}, "documents must be a sequence of ints"),
+        ({"documents": {1, 2}}, "documents must be a sequence of ints"),
+        ({"documents": [1, "2"]}, r"documents\[1\] must be an int, got str"),
+        ({"batch_size": 0}, "batch_size must be a positive int, got 0"),
+        ({"batch_size": 1.5}, "batch_size must be a positive int"),
+        ({"client": object(), "path": ":memory:"}, "not both"),
+        ({"client": object(), "api_key": "k"}, "not both"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ConfigurationError, match=message):
+            check(**kwargs)
+
+
+def test_upsert_missing_writes_each_new_point_once() -> None:
+    pytest.importorskip("qdrant_client")
+    from rerankit.qdrant import qdrant_models, upsert_missing
+
+    models = qdrant_models()
+    client = open_client(path=":memory:")
+    client.create_collection("c", vectors_config=models.VectorParams(size=2, distance="Cosine"))
+    batches: list[list[tuple[str, str]]] = []
+
+    def write(todo: Sequence[tuple[str, str]]) -> None:
+        batches.append(list(todo))
+        points = [models.PointStruct(id=pid, vector=[1.0, 0.5]) for _, pid in todo]
+        client.upsert("c", points=points, wait=True)
+
+    def run(texts: list[str], batch_size: int = 2, show_progress: bool = False) -> int:
+        return upsert_missing(
+            client,
+            "c",
+            texts,
+            key=point_id,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            write=write,
+        )
+
+    def pairs(*texts: str) -> list[tuple[str, str]]:
+        return [(t, point_id(t)) for t in texts]
+
+    try:
+        assert run(["a", "b", "a", "c", "d"]) == 4  # the repeated "a" is folded
+        assert client.count("c").count == 4
+        assert batches == [pairs("a", "b"), pairs("c", "d")]
+        batches.clear()
+        assert run(["d", "e", "a"], show_progress=True) == 1
+        assert batches == [pairs("e")]  # only what is missing; no call for a full batch
+        assert run([]) == 0 and batches == [pairs("e")]
+        with pytest.raises(ConfigurationError, match="batch_size"):
+            run(["x"], batch_size=0)
+    finally:
+        client.close()
+
+
+def test_check_rag_args_resolves_the_reranker_and_rejects_bad_values() -> None:
+    from rerankit.rag._checks import check_prompt_args, check_rag_args
+    from rerankit.threshold import ThresholdPolicy
+
+    def check(**kwargs: object) -> object:
+        args: dict[str, object] = {
+            "reranker": OverlapReranker(),
+            "fetch_k": 5,
+            "top_n": 3,
+            "min_score": None,
+            "policy": None,
+            "prompt": None,
+            "source_key": None,
+            **kwargs,
+        }
+        return check_rag_args(**args)  # type: ignore[arg-type]
+
+    reranker = OverlapReranker()
+    assert check(reranker=reranker) is reranker
+    assert getattr(check(reranker="embedding"), "backend", None) == "embedding"
+    assert check(policy=ThresholdPolicy(min_keep=1), prompt=RagPrompt(), source_key="url")
+    cases = [
+        ({"fetch_k": 0}, "fetch_k must be a positive int, got 0"),
+        ({"fetch_k": True}, "fetch_k must be a positive int, got True"),
+        ({"fetch_k": "5"}, "fetch_k must be a positive int"),
+        ({"reranker": 3}, "reranker must be a Reranker or a spec string, got int"),
+        ({"reranker": "nope:x"}, "nope"),
+        ({"top_n": -1}, "top_n"),
+        ({"min_score": 1.5}, "min_score"),
+        ({"policy": {"top_n": 1}}, "policy must be a ThresholdPolicy, got dict"),
+        ({"prompt": "Answer: {question}"}, "prompt must be a RagPrompt, got str"),
+        ({"source_key": 3}, "source_key must be a str or None"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ConfigurationError, match=message):
+            check(**kwargs)
+    check_prompt_args(RagPrompt(), "source")
+    with pytest.raises(ConfigurationError, match="prompt must be a RagPrompt"):
+        check_prompt_args(object(), None)
+
+
+def test_openai_adapter_helpers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import dataclass
+
+    from rerankit.rag._openai import OpenAIClients, OpenAISettings, env_values, settings_of
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    monkeypatch.delenv("OPENAI_MODEL", raising=False)
+    assert env_values() == {
+        "model": "gpt-4o-mini",
+        "api_key": "sk-env",
+        "base_url": "http://127.0.0.1:9/v1",
+    }
+
+    @dataclass
+    class Secret:
+        value: str
+
+        def get_secret_value(self) -> str:
+            return self.value
+
+    @dataclass
+    class Fields:
+        model: str = "m"
+        api_key: Secret | None = None
+        base_url: str | None = "http://127.0.0.1:9/v1"
+        timeout: float = 5.0
+        max_retries: int = 0
+
+    settings = settings_of(Fields(api_key=Secret("sk-x")))
+    assert settings == OpenAISettings(
+        model="m", api_key="sk-x", base_url="http://127.0.0.1:9/v1", timeout=5.0, max_retries=0
+    )
+    assert settings_of(Fields()).api_key is None
+    with pytest.raises(ConfigurationError, match="timeout"):
+        settings_of(Fields(timeout=0))
+
+    pytest.importorskip("openai")
+    made: list[OpenAISettings] = []
+
+    def make() -> OpenAISettings:
+        made.append(settings)
+        return settings
+
+    clients = OpenAIClients()
+    assert made == []  # nothing is made before first use
+    sync = clients.sync_client(make)
+    assert clients.sync_client(make) is sync and len(made) == 1
+    asyn = clients.async_client(make)
+    assert clients.async_client(make) is asyn and len(made) == 2
+    assert type(sync).__name__ == "OpenAI" and type(asyn).__name__ == "AsyncOpenAI"
+    assert str(sync.base_url).startswith("http://127.0.0.1:9/v1") and sync.max_retries == 0
+    assert OpenAIClients().sync_client(make) is not sync

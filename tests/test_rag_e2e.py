@@ -25,7 +25,10 @@ pytest.importorskip("llama_index.vector_stores.qdrant")
 
 from langchain_core.documents import Document
 from llama_index.core import Document as LIDocument
-from llama_index.core.schema import MetadataMode
+from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload, LlamaDebugHandler
+from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
 
 from rerankit import (
     BackendError,
@@ -60,6 +63,8 @@ from rerankit.rag import (
     EXTRACTIVE_LABEL,
     ExtractiveAnswerer,
 )
+
+from ._fixtures import OverlapReranker
 
 QUESTION = "Which rover collects rock samples on Mars?"
 OFF_TOPIC = "How long can a python snake grow?"
@@ -532,3 +537,120 @@ def test_llama_index_embedding_works_in_test_style_code() -> None:
     finally:
         client.close()
     assert SentenceTransformerEmbedding(model=None).model_name
+
+
+# -- behaviour kept through the shared helpers -------------------------------------------------
+
+
+def test_adapters_make_each_openai_client_once_per_instance(server: ChatServer) -> None:
+    lc = ChatOpenAICompatible(model="m", base_url=server.base_url)
+    li = OpenAICompatibleLLM(model="m", base_url=server.base_url)
+    lc.invoke("one")
+    li.complete("one")
+    first = (lc._clients.sync_client(_no_settings), li._clients.sync_client(_no_settings))
+    lc.invoke("two")
+    li.chat([ChatMessage(role="user", content="two")])
+    assert (lc._clients.sync_client(_no_settings), li._clients.sync_client(_no_settings)) == first
+    assert len(server.chats()) == 4
+    other = ChatOpenAICompatible(model="m", base_url=server.base_url)
+    assert other._clients is not lc._clients  # a private holder per instance
+
+
+def _no_settings() -> Any:
+    raise AssertionError("the client should exist already")
+
+
+def test_builders_reject_bad_ingestion_arguments(lc_store: Any) -> None:
+    lc_embed, li_embed = SentenceTransformerEmbeddings(), SentenceTransformerEmbedding()
+    where = {"collection": "x", "path": ":memory:", "show_progress": False}
+    with pytest.raises(ConfigurationError, match="sequence of LangChain Documents"):
+        build_qdrant_store("text", lc_embed, **where)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"documents\[0\] must be a LangChain Document"):
+        build_qdrant_store([LIDocument(text="t")], lc_embed, **where)  # type: ignore[list-item]
+    with pytest.raises(ConfigurationError, match="embedding must be a LangChain Embeddings"):
+        build_qdrant_store([], li_embed, **where)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="batch_size"):
+        build_qdrant_store([], lc_embed, batch_size=0, **where)
+    with pytest.raises(ConfigurationError, match="not both"):
+        build_qdrant_store([], lc_embed, client=lc_store.client, **where)
+    with pytest.raises(ConfigurationError, match="sequence of LlamaIndex Documents or nodes"):
+        build_qdrant_index(iter([]), li_embed, **where)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"documents\[1\] must be a LlamaIndex Document"):
+        build_qdrant_index([LIDocument(text="t"), Document("t")], li_embed, **where)  # type: ignore[list-item]
+    with pytest.raises(ConfigurationError, match="embed_model must be a LlamaIndex"):
+        build_qdrant_index([], lc_embed, **where)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="collection must be a non-empty str"):
+        build_qdrant_index([], li_embed, collection="", path=":memory:")
+
+
+def test_rag_builders_reject_bad_chain_arguments(lc_store: Any, li_index: Any) -> None:
+    answerer = ExtractiveAnswerer(reranker=OverlapReranker())
+    cases = [
+        ({"fetch_k": True}, "fetch_k"),
+        ({"reranker": 3}, "reranker must be a Reranker or a spec string"),
+        ({"top_n": -1}, "top_n"),
+        ({"min_score": 2.0}, "min_score"),
+        ({"policy": "strict"}, "policy must be a ThresholdPolicy"),
+        ({"prompt": "Q: {question}"}, "prompt must be a RagPrompt"),
+        ({"source_key": 1}, "source_key must be a str or None"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ConfigurationError, match=message):
+            build_rag_chain(retriever=lc_store, llm=answerer, **kwargs)
+        with pytest.raises(ConfigurationError, match=message):
+            build_query_engine(index=li_index, llm=answerer, **kwargs)
+    for kwargs, message in cases[-2:]:
+        with pytest.raises(ConfigurationError, match=message):
+            CitingSynthesizer(llm=answerer, **kwargs)
+    spec = build_query_engine(index=li_index, llm=answerer, reranker="embedding")
+    [post] = spec._node_postprocessors
+    assert post.reranker.backend == "embedding"
+
+
+class _Recorder(BaseEventHandler):
+    events: list[Any]
+
+    def handle(self, event: Any, **kwargs: Any) -> None:
+        self.events.append(event)
+
+
+async def test_citing_synthesizer_events_sync_async_and_on_error(server: ChatServer) -> None:
+    from rerankit.llama_index import rag as li_rag
+
+    text = "Perseverance collects rock samples."
+    nodes = [NodeWithScore(node=TextNode(text=text, id_="n1"), score=0.8)]
+    debug = LlamaDebugHandler()
+    recorder = _Recorder(events=[])
+    li_rag.dispatcher.add_event_handler(recorder)
+    llm = OpenAICompatibleLLM(model="m", base_url=server.base_url, max_retries=0)
+    synth = CitingSynthesizer(llm=llm, callback_manager=CallbackManager([debug]))
+    extra = NodeWithScore(node=TextNode(text="extra", id_="n2"), score=None)
+    try:
+        answered = synth.synthesize(QUESTION, nodes, additional_source_nodes=[extra])
+        abstained = await synth.asynthesize(QueryBundle(query_str=OFF_TOPIC), [])
+        async_answer = await synth.asynthesize(QUESTION, nodes)
+        server.fail = True
+        with pytest.raises(BackendError):
+            synth.synthesize(QUESTION, nodes)
+        with pytest.raises(BackendError):
+            await synth.asynthesize(QUESTION, nodes)
+    finally:
+        li_rag.dispatcher.event_handlers.remove(recorder)
+
+    assert [n.node.node_id for n in answered.source_nodes] == ["n1", "n2"]
+    assert str(async_answer) == str(answered) == "Perseverance does [1], see also [1]."
+    assert abstained.metadata["abstained"] is True and len(server.requests) == 4
+    pairs = debug.get_event_pairs(CBEventType.SYNTHESIZE)
+    assert len(pairs) == 5 and all(len(p) == 2 for p in pairs)
+    starts = [p[0].payload[EventPayload.QUERY_STR] for p in pairs]
+    assert starts == [QUESTION, OFF_TOPIC, QUESTION, QUESTION, QUESTION]
+    ends = [p[1].payload for p in pairs]
+    assert [e[EventPayload.RESPONSE] for e in ends[:3]] == [answered, abstained, async_answer]
+    # a failed call's event is ended without a response (the LLM event recorded the error)
+    assert all(not e or EventPayload.RESPONSE not in e for e in ends[3:])
+    kinds = [type(e).__name__ for e in recorder.events if "Synthesize" in type(e).__name__]
+    start, end = "SynthesizeStartEvent", "SynthesizeEndEvent"
+    assert kinds == [start, end] * 3 + [start] * 2  # a failed call starts but never ends
+    ended = [e for e in recorder.events if type(e).__name__ == "SynthesizeEndEvent"]
+    assert [e.response for e in ended] == [answered, abstained, async_answer]
+    assert [e.query.query_str for e in ended] == [QUESTION, OFF_TOPIC, QUESTION]

@@ -35,6 +35,7 @@ __all__ = [
     "MEMORY",
     "batched",
     "cache_dir",
+    "check_ingest_args",
     "default_qdrant_path",
     "existing_point_ids",
     "open_client",
@@ -43,6 +44,7 @@ __all__ = [
     "qdrant_client_module",
     "qdrant_models",
     "unique_by_id",
+    "upsert_missing",
 ]
 
 T = TypeVar("T")
@@ -161,3 +163,82 @@ def unique_by_id(items: Sequence[T], key: Callable[[T], str]) -> tuple[list[T], 
         kept.append(item)
         ids.append(pid)
     return kept, ids
+
+
+def check_ingest_args(
+    documents: object,
+    *,
+    collection: object,
+    kinds: type | tuple[type, ...],
+    sequence_of: str,
+    each: str,
+    batch_size: object,
+    client: object,
+    url: str | None,
+    path: str | None,
+    api_key: str | None,
+) -> None:
+    """:class:`~rerankit.ConfigurationError` for bad ingestion arguments.
+
+    ``documents`` must be a sequence (not a str) of ``kinds`` instances (messages name them as
+    ``sequence_of``, e.g. "LangChain Documents", and ``each``, e.g. "a LangChain Document");
+    ``collection`` a non-empty str; ``batch_size`` a positive int; and ``client`` excludes
+    ``url``, ``path`` and ``api_key``.
+    """
+    if not isinstance(collection, str) or not collection.strip():
+        raise ConfigurationError("collection must be a non-empty str")
+    if isinstance(documents, str) or not isinstance(documents, Sequence):
+        raise ConfigurationError(f"documents must be a sequence of {sequence_of}")
+    for index, doc in enumerate(documents):
+        if not isinstance(doc, kinds):
+            raise ConfigurationError(
+                f"documents[{index}] must be {each}, got {type(doc).__name__}"
+            )
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
+    if client is not None and (url is not None or path is not None or api_key is not None):
+        raise ConfigurationError("pass either client= or url=/path=/api_key=, not both")
+
+
+def upsert_missing(
+    client: Any,
+    collection: str,
+    items: Sequence[T],
+    *,
+    key: Callable[[T], str],
+    batch_size: int,
+    show_progress: bool,
+    write: Callable[[Sequence[tuple[T, str]]], None],
+) -> int:
+    """Write the ``items`` the collection does not hold yet, in batches; return how many.
+
+    ``key(item)`` is the item's point id (e.g. :func:`point_id` of its text); items with a
+    repeated id are folded, first kept (:func:`unique_by_id`). Batch by batch, the ids already
+    in ``collection`` are looked up (:func:`existing_point_ids`) and ``write`` gets the missing
+    ``(item, point id)`` pairs (it is not called for a batch with none), so items already
+    stored are neither embedded nor written again. A progress bar counts the unique items.
+
+    Example:
+        >>> from rerankit.qdrant import open_client, point_id, upsert_missing
+        >>> client = open_client(path=":memory:")
+        >>> written = []
+        >>> upsert_missing(client, "docs", ["a", "b", "a"], key=point_id, batch_size=2,
+        ...                show_progress=False, write=written.extend)
+        2
+        >>> [text for text, _ in written]
+        ['a', 'b']
+        >>> client.close()
+    """
+    unique, ids = unique_by_id(list(items), key)
+    count = 0
+    with progress(
+        total=len(unique), desc=f"qdrant upsert {collection}", enabled=show_progress
+    ) as advance:
+        for batch in batched(list(zip(unique, ids, strict=True)), batch_size):
+            present = existing_point_ids(client, collection, [pid for _, pid in batch])
+            todo = [(item, pid) for item, pid in batch if pid not in present]
+            if todo:
+                write(todo)
+                count += len(todo)
+            advance(len(batch))
+    return count

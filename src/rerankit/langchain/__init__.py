@@ -7,10 +7,10 @@ on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rerankit._deps import require
+from rerankit._lazy import lazy_exports
 
 require("langchain_core", extra="langchain", feature="rerankit.langchain")
 
@@ -28,30 +28,20 @@ if TYPE_CHECKING:
         generator_from_env,
     )
 
-_LAZY = {
-    "BM25SparseEmbeddings": "rerankit.langchain.embeddings",
-    "SentenceTransformerEmbeddings": "rerankit.langchain.embeddings",
-    "MultiStageDocuments": "rerankit.langchain.multistage",
-    "QdrantMultiStageRetriever": "rerankit.langchain.multistage",
-    "ChatOpenAICompatible": "rerankit.langchain.rag",
-    "RagChainOutput": "rerankit.langchain.rag",
-    "build_qdrant_store": "rerankit.langchain.rag",
-    "build_rag_chain": "rerankit.langchain.rag",
-    "generator_from_env": "rerankit.langchain.rag",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "BM25SparseEmbeddings": "rerankit.langchain.embeddings",
+        "SentenceTransformerEmbeddings": "rerankit.langchain.embeddings",
+        "MultiStageDocuments": "rerankit.langchain.multistage",
+        "QdrantMultiStageRetriever": "rerankit.langchain.multistage",
+        "ChatOpenAICompatible": "rerankit.langchain.rag",
+        "RagChainOutput": "rerankit.langchain.rag",
+        "build_qdrant_store": "rerankit.langchain.rag",
+        "build_rag_chain": "rerankit.langchain.rag",
+        "generator_from_env": "rerankit.langchain.rag",
+    },
+)
 
 
 __all__ = [

@@ -42,13 +42,11 @@ from rerankit.candidates import validate_query
 from rerankit.errors import ConfigurationError
 from rerankit.langchain.compressor import RerankCompressor, RerankedDocuments
 from rerankit.qdrant import (
-    batched,
-    existing_point_ids,
+    check_ingest_args,
     open_client,
     point_id,
-    progress,
     qdrant_models,
-    unique_by_id,
+    upsert_missing,
 )
 from rerankit.rag import (
     ABSTAIN_ANSWER,
@@ -63,14 +61,17 @@ from rerankit.rag import (
     parse_citations,
     resolve_source_id,
 )
+from rerankit.rag._checks import check_rag_args
 from rerankit.rag._openai import (
     DEFAULT_OPENAI_MODEL,
+    OpenAIClients,
     OpenAISettings,
     achat_completion,
     chat_completion,
+    env_values,
     request,
+    settings_of,
 )
-from rerankit.registry import from_spec
 from rerankit.threshold import ThresholdPolicy
 
 __all__ = [
@@ -114,7 +115,7 @@ class ChatOpenAICompatible(BaseChatModel):
     timeout: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=2, ge=0)
 
-    _clients: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _clients: OpenAIClients = PrivateAttr(default_factory=OpenAIClients)
 
     def __repr__(self) -> str:
         return f"ChatOpenAICompatible(model={self.model!r}, base_url={self.base_url!r})"
@@ -125,14 +126,7 @@ class ChatOpenAICompatible(BaseChatModel):
     @classmethod
     def from_env(cls, **overrides: Any) -> ChatOpenAICompatible:
         """From ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and ``OPENAI_MODEL``; ``overrides`` win."""
-        settings = OpenAISettings.from_env()
-        values: dict[str, Any] = {
-            "model": settings.model,
-            "api_key": settings.api_key,
-            "base_url": settings.base_url,
-        }
-        values.update(overrides)
-        return cls(**values)
+        return cls(**{**env_values(), **overrides})
 
     @property
     def _llm_type(self) -> str:
@@ -143,21 +137,7 @@ class ChatOpenAICompatible(BaseChatModel):
         return {"model": self.model, "base_url": self.base_url, "temperature": self.temperature}
 
     def _settings(self) -> OpenAISettings:
-        return OpenAISettings(
-            model=self.model,
-            api_key=self.api_key.get_secret_value() if self.api_key is not None else None,
-            base_url=self.base_url,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-        )
-
-    def _client(self, kind: str) -> Any:
-        client = self._clients.get(kind)
-        if client is None:
-            settings = self._settings()
-            client = settings.client() if kind == "sync" else settings.async_client()
-            self._clients[kind] = client
-        return client
+        return settings_of(self)
 
     def _body(self, messages: list[BaseMessage], stop: list[str] | None) -> dict[str, Any]:
         pairs = []
@@ -203,7 +183,8 @@ class ChatOpenAICompatible(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        completion = chat_completion(self._client("sync"), self._body(messages, stop))
+        client = self._clients.sync_client(self._settings)
+        completion = chat_completion(client, self._body(messages, stop))
         return self._result(completion)
 
     async def _agenerate(
@@ -213,7 +194,8 @@ class ChatOpenAICompatible(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        completion = await achat_completion(self._client("async"), self._body(messages, stop))
+        client = self._clients.async_client(self._settings)
+        completion = await achat_completion(client, self._body(messages, stop))
         return self._result(completion)
 
 
@@ -277,21 +259,20 @@ def build_qdrant_store(
 
     from rerankit.langchain.embeddings import BM25SparseEmbeddings
 
-    if not isinstance(collection, str) or not collection.strip():
-        raise ConfigurationError("collection must be a non-empty str")
-    if isinstance(documents, str) or not isinstance(documents, Sequence):
-        raise ConfigurationError("documents must be a sequence of LangChain Documents")
-    for index, doc in enumerate(documents):
-        if not isinstance(doc, Document):
-            raise ConfigurationError(
-                f"documents[{index}] must be a LangChain Document, got {type(doc).__name__}"
-            )
+    check_ingest_args(
+        documents,
+        collection=collection,
+        kinds=Document,
+        sequence_of="LangChain Documents",
+        each="a LangChain Document",
+        batch_size=batch_size,
+        client=client,
+        url=url,
+        path=path,
+        api_key=api_key,
+    )
     if not isinstance(embedding, Embeddings):
         raise ConfigurationError("embedding must be a LangChain Embeddings")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
-    if client is not None and (url is not None or path is not None or api_key is not None):
-        raise ConfigurationError("pass either client= or url=/path=/api_key=, not both")
 
     models = qdrant_models()
     client = client if client is not None else open_client(url=url, path=path, api_key=api_key)
@@ -329,18 +310,18 @@ def build_qdrant_store(
             "use another collection name or recreate=True"
         ) from exc
 
-    unique, ids = unique_by_id(list(documents), lambda d: point_id(d.page_content))
-    with progress(
-        total=len(unique), desc=f"qdrant upsert {collection}", enabled=show_progress
-    ) as advance:
-        for batch in batched(list(zip(unique, ids, strict=True)), batch_size):
-            present = existing_point_ids(client, collection, [pid for _, pid in batch])
-            todo = [(doc, pid) for doc, pid in batch if pid not in present]
-            if todo:
-                store.add_documents(
-                    [_stored_copy(doc) for doc, _ in todo], ids=[pid for _, pid in todo]
-                )
-            advance(len(batch))
+    def write(todo: Sequence[tuple[Document, str]]) -> None:
+        store.add_documents([_stored_copy(doc) for doc, _ in todo], ids=[pid for _, pid in todo])
+
+    upsert_missing(
+        client,
+        collection,
+        documents,
+        key=lambda d: point_id(d.page_content),
+        batch_size=batch_size,
+        show_progress=show_progress,
+        write=write,
+    )
     return store
 
 
@@ -403,15 +384,6 @@ def _sources(documents: Sequence[Document], source_key: str | None) -> list[Sour
             )
         )
     return out
-
-
-def _check_threshold(
-    top_n: int | None, min_score: float | None, policy: ThresholdPolicy | None
-) -> None:
-    """Typed errors for bad threshold arguments (ThresholdPolicy validates the values)."""
-    ThresholdPolicy(top_n=top_n, min_score=min_score)
-    if policy is not None and not isinstance(policy, ThresholdPolicy):
-        raise ConfigurationError(f"policy must be a ThresholdPolicy, got {type(policy).__name__}")
 
 
 def _llm_name(llm: BaseChatModel) -> str:
@@ -477,22 +449,17 @@ def build_rag_chain(
             "llm must be a LangChain chat model (BaseChatModel) or an ExtractiveAnswerer, got "
             f"{type(llm).__name__}"
         )
-    if not isinstance(fetch_k, int) or isinstance(fetch_k, bool) or fetch_k < 1:
-        raise ConfigurationError(f"fetch_k must be a positive int, got {fetch_k!r}")
-    if not isinstance(reranker, Reranker | str):
-        raise ConfigurationError(
-            f"reranker must be a Reranker or a spec string, got {type(reranker).__name__}"
-        )
-    if prompt is not None and not isinstance(prompt, RagPrompt):
-        raise ConfigurationError(f"prompt must be a RagPrompt, got {type(prompt).__name__}")
-    if source_key is not None and not isinstance(source_key, str):
-        raise ConfigurationError("source_key must be a str or None")
-    _check_threshold(top_n, min_score, policy)
-    compressor = RerankCompressor(
-        reranker=from_spec(reranker) if isinstance(reranker, str) else reranker,
+    resolved = check_rag_args(
+        reranker=reranker,
+        fetch_k=fetch_k,
         top_n=top_n,
         min_score=min_score,
         policy=policy,
+        prompt=prompt,
+        source_key=source_key,
+    )
+    compressor = RerankCompressor(
+        reranker=resolved, top_n=top_n, min_score=min_score, policy=policy
     )
     rag_prompt = prompt or RagPrompt()
     chat_prompt = _chat_prompt(rag_prompt)

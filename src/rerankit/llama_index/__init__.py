@@ -8,10 +8,10 @@ are imported on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rerankit._deps import require
+from rerankit._lazy import lazy_exports
 
 require(
     "llama_index.core",
@@ -33,29 +33,19 @@ if TYPE_CHECKING:
         generator_from_env,
     )
 
-_LAZY = {
-    "SentenceTransformerEmbedding": "rerankit.llama_index.embeddings",
-    "MultiStageNodes": "rerankit.llama_index.multistage",
-    "QdrantMultiStageRetriever": "rerankit.llama_index.multistage",
-    "CitingSynthesizer": "rerankit.llama_index.rag",
-    "OpenAICompatibleLLM": "rerankit.llama_index.rag",
-    "build_qdrant_index": "rerankit.llama_index.rag",
-    "build_query_engine": "rerankit.llama_index.rag",
-    "generator_from_env": "rerankit.llama_index.rag",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "SentenceTransformerEmbedding": "rerankit.llama_index.embeddings",
+        "MultiStageNodes": "rerankit.llama_index.multistage",
+        "QdrantMultiStageRetriever": "rerankit.llama_index.multistage",
+        "CitingSynthesizer": "rerankit.llama_index.rag",
+        "OpenAICompatibleLLM": "rerankit.llama_index.rag",
+        "build_qdrant_index": "rerankit.llama_index.rag",
+        "build_query_engine": "rerankit.llama_index.rag",
+        "generator_from_env": "rerankit.llama_index.rag",
+    },
+)
 
 
 __all__ = [

@@ -15,7 +15,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from llama_index.core import VectorStoreIndex
@@ -58,14 +60,12 @@ from rerankit.base import Reranker
 from rerankit.errors import ConfigurationError
 from rerankit.llama_index.postprocessor import RerankPostprocessor
 from rerankit.qdrant import (
-    batched,
-    existing_point_ids,
+    check_ingest_args,
     open_client,
     point_id,
-    progress,
     qdrant_client_module,
     qdrant_models,
-    unique_by_id,
+    upsert_missing,
 )
 from rerankit.rag import (
     ABSTAIN_ANSWER,
@@ -80,14 +80,17 @@ from rerankit.rag import (
     parse_citations,
     resolve_source_id,
 )
+from rerankit.rag._checks import check_prompt_args, check_rag_args
 from rerankit.rag._openai import (
     DEFAULT_OPENAI_MODEL,
+    OpenAIClients,
     OpenAISettings,
     achat_completion,
     chat_completion,
+    env_values,
     request,
+    settings_of,
 )
-from rerankit.registry import from_spec
 from rerankit.sparse import BM25Encoder
 from rerankit.threshold import ThresholdPolicy
 
@@ -131,7 +134,7 @@ class OpenAICompatibleLLM(CustomLLM):
     timeout: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=2, ge=0)
 
-    _clients: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _clients: OpenAIClients = PrivateAttr(default_factory=OpenAIClients)
 
     def __repr__(self) -> str:
         return f"OpenAICompatibleLLM(model={self.model!r}, base_url={self.base_url!r})"
@@ -142,14 +145,7 @@ class OpenAICompatibleLLM(CustomLLM):
     @classmethod
     def from_env(cls, **overrides: Any) -> OpenAICompatibleLLM:
         """From ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and ``OPENAI_MODEL``; ``overrides`` win."""
-        settings = OpenAISettings.from_env()
-        values: dict[str, Any] = {
-            "model": settings.model,
-            "api_key": settings.api_key,
-            "base_url": settings.base_url,
-        }
-        values.update(overrides)
-        return cls(**values)
+        return cls(**{**env_values(), **overrides})
 
     @classmethod
     def class_name(cls) -> str:
@@ -165,21 +161,7 @@ class OpenAICompatibleLLM(CustomLLM):
         )
 
     def _settings(self) -> OpenAISettings:
-        return OpenAISettings(
-            model=self.model,
-            api_key=self.api_key.get_secret_value() if self.api_key is not None else None,
-            base_url=self.base_url,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-        )
-
-    def _client(self, kind: str) -> Any:
-        client = self._clients.get(kind)
-        if client is None:
-            settings = self._settings()
-            client = settings.client() if kind == "sync" else settings.async_client()
-            self._clients[kind] = client
-        return client
+        return settings_of(self)
 
     def _body(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> dict[str, Any]:
         pairs = [(m.role.value, m.content or "") for m in messages]
@@ -207,12 +189,14 @@ class OpenAICompatibleLLM(CustomLLM):
 
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        completion = chat_completion(self._client("sync"), self._body(messages, kwargs))
+        client = self._clients.sync_client(self._settings)
+        completion = chat_completion(client, self._body(messages, kwargs))
         return self._chat_response(completion)
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        completion = await achat_completion(self._client("async"), self._body(messages, kwargs))
+        client = self._clients.async_client(self._settings)
+        completion = await achat_completion(client, self._body(messages, kwargs))
         return self._chat_response(completion)
 
     @llm_chat_callback()
@@ -229,7 +213,8 @@ class OpenAICompatibleLLM(CustomLLM):
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         message = ChatMessage(role=MessageRole.USER, content=prompt)
-        completion = chat_completion(self._client("sync"), self._body([message], kwargs))
+        client = self._clients.sync_client(self._settings)
+        completion = chat_completion(client, self._body([message], kwargs))
         return CompletionResponse(text=completion.text, raw={"model": completion.model})
 
     @llm_completion_callback()
@@ -237,7 +222,8 @@ class OpenAICompatibleLLM(CustomLLM):
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
         message = ChatMessage(role=MessageRole.USER, content=prompt)
-        completion = await achat_completion(self._client("async"), self._body([message], kwargs))
+        client = self._clients.async_client(self._settings)
+        completion = await achat_completion(client, self._body([message], kwargs))
         return CompletionResponse(text=completion.text, raw={"model": completion.model})
 
     @llm_completion_callback()
@@ -341,22 +327,20 @@ def build_qdrant_index(
     """
     from llama_index.vector_stores.qdrant import QdrantVectorStore
 
-    if not isinstance(collection, str) or not collection.strip():
-        raise ConfigurationError("collection must be a non-empty str")
-    if isinstance(documents, str) or not isinstance(documents, Sequence):
-        raise ConfigurationError("documents must be a sequence of LlamaIndex Documents or nodes")
-    for index, node in enumerate(documents):
-        if not isinstance(node, Document | TextNode):
-            raise ConfigurationError(
-                f"documents[{index}] must be a LlamaIndex Document or TextNode, got "
-                f"{type(node).__name__}"
-            )
+    check_ingest_args(
+        documents,
+        collection=collection,
+        kinds=(Document, TextNode),
+        sequence_of="LlamaIndex Documents or nodes",
+        each="a LlamaIndex Document or TextNode",
+        batch_size=batch_size,
+        client=client,
+        url=url,
+        path=path,
+        api_key=api_key,
+    )
     if not isinstance(embed_model, BaseEmbedding):
         raise ConfigurationError("embed_model must be a LlamaIndex BaseEmbedding")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
-    if client is not None and (url is not None or path is not None or api_key is not None):
-        raise ConfigurationError("pass either client= or url=/path=/api_key=, not both")
 
     models = qdrant_models()
     client_given = client
@@ -383,25 +367,25 @@ def build_qdrant_index(
         index_doc_id=not _is_local(client),
         **store_kwargs,
     )
-    unique, ids = unique_by_id(
-        list(documents), lambda n: point_id(n.get_content(metadata_mode=MetadataMode.NONE))
+    def write(todo: Sequence[tuple[Document | TextNode, str]]) -> None:
+        nodes = [_stored_node(n, pid) for n, pid in todo]
+        vectors = embed_model.get_text_embedding_batch(
+            [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
+        )
+        embedded: list[BaseNode] = [
+            n.model_copy(update={"embedding": v}) for n, v in zip(nodes, vectors, strict=True)
+        ]
+        vector_store.add(embedded)
+
+    upsert_missing(
+        client,
+        collection,
+        documents,
+        key=lambda n: point_id(n.get_content(metadata_mode=MetadataMode.NONE)),
+        batch_size=batch_size,
+        show_progress=show_progress,
+        write=write,
     )
-    with progress(
-        total=len(unique), desc=f"qdrant upsert {collection}", enabled=show_progress
-    ) as advance:
-        for batch in batched(list(zip(unique, ids, strict=True)), batch_size):
-            present = existing_point_ids(client, collection, [pid for _, pid in batch])
-            todo = [_stored_node(n, pid) for n, pid in batch if pid not in present]
-            if todo:
-                vectors = embed_model.get_text_embedding_batch(
-                    [n.get_content(metadata_mode=MetadataMode.EMBED) for n in todo]
-                )
-                embedded: list[BaseNode] = [
-                    n.model_copy(update={"embedding": v})
-                    for n, v in zip(todo, vectors, strict=True)
-                ]
-                vector_store.add(embedded)
-            advance(len(batch))
     return VectorStoreIndex.from_vector_store(vector_store, embed_model=embed_model)
 
 
@@ -444,6 +428,16 @@ def _chat(messages: Sequence[PromptMessage]) -> list[ChatMessage]:
     return [ChatMessage(role=MessageRole(m.role), content=m.content) for m in messages]
 
 
+@dataclass
+class _Synthesis:
+    """The state of one :meth:`CitingSynthesizer.synthesize` call (see ``_synthesis``)."""
+
+    question: str
+    sources: list[Source]
+    generated: tuple[str, list[PromptMessage]] | None = None
+    response: Response = field(init=False)
+
+
 class CitingSynthesizer(BaseSynthesizer):
     """A response synthesiser that answers from numbered sources and cites them.
 
@@ -483,10 +477,7 @@ class CitingSynthesizer(BaseSynthesizer):
             raise ConfigurationError(
                 f"llm must be a LlamaIndex LLM or an ExtractiveAnswerer, got {type(llm).__name__}"
             )
-        if prompt is not None and not isinstance(prompt, RagPrompt):
-            raise ConfigurationError(f"prompt must be a RagPrompt, got {type(prompt).__name__}")
-        if source_key is not None and not isinstance(source_key, str):
-            raise ConfigurationError("source_key must be a str or None")
+        check_prompt_args(prompt, source_key)
         self._answerer = llm if isinstance(llm, ExtractiveAnswerer) else None
         # BaseSynthesizer needs an LLM object; the extractive path never calls it.
         super().__init__(
@@ -582,10 +573,36 @@ class CitingSynthesizer(BaseSynthesizer):
             return ABSTAIN_ANSWER
         return (await self._agenerate(query_str, self._chunk_sources(text_chunks)))[0]
 
-    def _begin(self, query: str | QueryBundle) -> QueryBundle:
+    @contextmanager
+    def _synthesis(
+        self,
+        query: str | QueryBundle,
+        nodes: Sequence[NodeWithScore],
+        additional_source_nodes: Sequence[NodeWithScore] | None,
+    ) -> Iterator[_Synthesis]:
+        """One synthesize call: the start and end events, the SYNTHESIZE callback event, and
+        the response, around the caller's generation step.
+
+        The caller sets ``run.generated`` when ``run.sources`` is not empty; otherwise the
+        response abstains. ``run.response`` is set on a normal exit.
+        """
         bundle = QueryBundle(query_str=query) if isinstance(query, str) else query
         dispatcher.event(SynthesizeStartEvent(query=bundle))
-        return bundle
+        question = bundle.query_str
+        with self._callback_manager.event(
+            CBEventType.SYNTHESIZE, payload={EventPayload.QUERY_STR: question}
+        ) as event:
+            run = _Synthesis(question=question, sources=_sources(nodes, self._source_key))
+            yield run
+            if run.generated is None:
+                response = self._abstain(question, nodes)
+            else:
+                text, messages = run.generated
+                source_nodes = [*nodes, *(additional_source_nodes or [])]
+                response = self._response(question, text, run.sources, messages, source_nodes)
+            event.on_end(payload={EventPayload.RESPONSE: response})
+        dispatcher.event(SynthesizeEndEvent(query=bundle, response=response))
+        run.response = response
 
     @dispatcher.span  # type: ignore[untyped-decorator]
     def synthesize(
@@ -596,21 +613,10 @@ class CitingSynthesizer(BaseSynthesizer):
         **response_kwargs: Any,
     ) -> Response:
         """Answer ``query`` from ``nodes`` (in their order), or abstain when there are none."""
-        bundle = self._begin(query)
-        question = bundle.query_str
-        with self._callback_manager.event(
-            CBEventType.SYNTHESIZE, payload={EventPayload.QUERY_STR: question}
-        ) as event:
-            if not nodes:
-                response = self._abstain(question, nodes)
-            else:
-                sources = _sources(nodes, self._source_key)
-                text, messages = self._generate(question, sources)
-                source_nodes = [*nodes, *(additional_source_nodes or [])]
-                response = self._response(question, text, sources, messages, source_nodes)
-            event.on_end(payload={EventPayload.RESPONSE: response})
-        dispatcher.event(SynthesizeEndEvent(query=bundle, response=response))
-        return response
+        with self._synthesis(query, nodes, additional_source_nodes) as run:
+            if run.sources:
+                run.generated = self._generate(run.question, run.sources)
+        return run.response
 
     @dispatcher.span  # type: ignore[untyped-decorator]
     async def asynthesize(
@@ -621,21 +627,10 @@ class CitingSynthesizer(BaseSynthesizer):
         **response_kwargs: Any,
     ) -> Response:
         """Async :meth:`synthesize`."""
-        bundle = self._begin(query)
-        question = bundle.query_str
-        with self._callback_manager.event(
-            CBEventType.SYNTHESIZE, payload={EventPayload.QUERY_STR: question}
-        ) as event:
-            if not nodes:
-                response = self._abstain(question, nodes)
-            else:
-                sources = _sources(nodes, self._source_key)
-                text, messages = await self._agenerate(question, sources)
-                source_nodes = [*nodes, *(additional_source_nodes or [])]
-                response = self._response(question, text, sources, messages, source_nodes)
-            event.on_end(payload={EventPayload.RESPONSE: response})
-        dispatcher.event(SynthesizeEndEvent(query=bundle, response=response))
-        return response
+        with self._synthesis(query, nodes, additional_source_nodes) as run:
+            if run.sources:
+                run.generated = await self._agenerate(run.question, run.sources)
+        return run.response
 
 
 # -- the query engine --------------------------------------------------------------------------
@@ -689,20 +684,17 @@ def build_query_engine(
         raise ConfigurationError(
             f"index must be a VectorStoreIndex or a retriever, got {type(index).__name__}"
         )
-    if not isinstance(fetch_k, int) or isinstance(fetch_k, bool) or fetch_k < 1:
-        raise ConfigurationError(f"fetch_k must be a positive int, got {fetch_k!r}")
-    if not isinstance(reranker, Reranker | str):
-        raise ConfigurationError(
-            f"reranker must be a Reranker or a spec string, got {type(reranker).__name__}"
-        )
-    ThresholdPolicy(top_n=top_n, min_score=min_score)  # typed errors for bad values
-    if policy is not None and not isinstance(policy, ThresholdPolicy):
-        raise ConfigurationError(f"policy must be a ThresholdPolicy, got {type(policy).__name__}")
-    postprocessor = RerankPostprocessor(
-        reranker=from_spec(reranker) if isinstance(reranker, str) else reranker,
+    resolved = check_rag_args(
+        reranker=reranker,
+        fetch_k=fetch_k,
         top_n=top_n,
         min_score=min_score,
         policy=policy,
+        prompt=prompt,
+        source_key=source_key,
+    )
+    postprocessor = RerankPostprocessor(
+        reranker=resolved, top_n=top_n, min_score=min_score, policy=policy
     )
     synthesizer = CitingSynthesizer(llm=llm, prompt=prompt, source_key=source_key)
     if isinstance(index, VectorStoreIndex):

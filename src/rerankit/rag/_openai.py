@@ -6,18 +6,22 @@ Framework-free; ``openai`` is imported when a client is made (``pip install 'rer
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from rerankit._deps import require
 from rerankit.errors import BackendError, ConfigurationError
 
 __all__ = [
     "DEFAULT_OPENAI_MODEL",
+    "OpenAIClients",
+    "OpenAIFields",
     "OpenAISettings",
     "chat_completion",
+    "env_values",
     "openai_configured",
+    "settings_of",
 ]
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
@@ -103,6 +107,71 @@ class OpenAISettings:
                 f"cannot make an OpenAI client ({exc}); set OPENAI_API_KEY, or OPENAI_BASE_URL "
                 "for a keyless OpenAI-compatible server"
             ) from exc
+
+
+class _Secret(Protocol):
+    def get_secret_value(self) -> str: ...
+
+
+class OpenAIFields(Protocol):
+    """The connection fields of an adapter model (``ChatOpenAICompatible``,
+    ``OpenAICompatibleLLM``); ``api_key`` is a secret such as pydantic's ``SecretStr``."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def api_key(self) -> _Secret | None: ...
+
+    @property
+    def base_url(self) -> str | None: ...
+
+    @property
+    def timeout(self) -> float: ...
+
+    @property
+    def max_retries(self) -> int: ...
+
+
+def env_values() -> dict[str, Any]:
+    """``model``, ``api_key`` and ``base_url`` from the environment, as an adapter's
+    ``from_env`` passes them to its constructor (see :meth:`OpenAISettings.from_env`)."""
+    settings = OpenAISettings.from_env()
+    return {"model": settings.model, "api_key": settings.api_key, "base_url": settings.base_url}
+
+
+def settings_of(fields: OpenAIFields) -> OpenAISettings:
+    """The :class:`OpenAISettings` of an adapter model, with its secret key revealed."""
+    return OpenAISettings(
+        model=fields.model,
+        api_key=fields.api_key.get_secret_value() if fields.api_key is not None else None,
+        base_url=fields.base_url,
+        timeout=fields.timeout,
+        max_retries=fields.max_retries,
+    )
+
+
+class OpenAIClients:
+    """An adapter's ``openai`` clients, each made on first use and then reused.
+
+    The settings are read (``settings()``) only when a client is made.
+    """
+
+    def __init__(self) -> None:
+        self._sync: Any = None
+        self._async: Any = None
+
+    def sync_client(self, settings: Callable[[], OpenAISettings]) -> Any:
+        """The ``openai.OpenAI`` client, made from ``settings()`` the first time."""
+        if self._sync is None:
+            self._sync = settings().client()
+        return self._sync
+
+    def async_client(self, settings: Callable[[], OpenAISettings]) -> Any:
+        """The ``openai.AsyncOpenAI`` client, made from ``settings()`` the first time."""
+        if self._async is None:
+            self._async = settings().async_client()
+        return self._async
 
 
 def _openai() -> Any:
