@@ -4,25 +4,30 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rerankit._deps import require
-from rerankit.calibration import Calibration, ScoreSpace
+from rerankit.calibration import ScoreSpace
 from rerankit.errors import ConfigurationError
-from rerankit.remote.base import RemoteReranker, batches, check_positive_int, check_text
+from rerankit.remote.base import RemoteReranker, check_options, check_positive_int, check_text
 from rerankit.remote.http import classify_httpx, status_failure
 from rerankit.remote.parsing import field, scores_by_index
-from rerankit.remote.resilience import BadResponse, Deadline, Failure, RetryPolicy
+from rerankit.remote.resilience import BadResponse, Deadline, Failure
 from rerankit.remote.secrets import resolve_api_key
-from rerankit.remote.usage import UsageCallback, UsageMeter
+from rerankit.remote.usage import UsageMeter
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
+    from typing_extensions import Unpack
+
+    from rerankit.remote.base import RemoteOptions
 
 __all__ = ["CohereReranker"]
 
 API_DOCUMENT_LIMIT = 1000
 """Documents the Cohere API takes per rerank request."""
+
+_REQUEST = "POST /v2/rerank"
 
 
 class _Clients:
@@ -54,9 +59,12 @@ class CohereReranker(RemoteReranker):
     score is mapped back to its input document. ``max_tokens_per_doc`` is passed to the API,
     which truncates longer documents server-side.
 
-    The raw score is Cohere's ``relevance_score``, already in [0, 1] (``probability`` space).
-    ``RerankResults.usage`` carries the billed search units. Timeouts, deadline, retries, rate
-    and concurrency limits are those of :class:`~rerankit.remote.RemoteReranker`.
+    The raw score is Cohere's ``relevance_score``, already in [0, 1] (``probability`` space);
+    each document is scored on its own, so :class:`~rerankit.CachedReranker` can cache them.
+    ``RerankResults.usage`` carries the billed search units. The other keyword arguments
+    (``timeout``, ``deadline``, ``retry``, ``max_retries``, ``requests_per_minute``,
+    ``max_concurrency``, ``on_usage``, ``calibration``, ``dedupe``) are those of every remote
+    backend, described in :class:`~rerankit.remote.RemoteOptions`.
 
     Example:
         >>> from rerankit import CohereReranker
@@ -71,6 +79,8 @@ class CohereReranker(RemoteReranker):
 
     backend = "cohere"
     score_space = ScoreSpace.PROBABILITY
+    pointwise: ClassVar[bool] = True
+    """Each document's score ignores the other documents (so scores can be cached)."""
 
     def __init__(
         self,
@@ -81,16 +91,9 @@ class CohereReranker(RemoteReranker):
         max_tokens_per_doc: int | None = None,
         batch_size: int = API_DOCUMENT_LIMIT,
         client_name: str = "rerankit",
-        timeout: float = 30.0,
-        deadline: float | None = 60.0,
-        retry: RetryPolicy | None = None,
-        max_retries: int | None = None,
-        requests_per_minute: float | None = None,
-        max_concurrency: int = 8,
-        on_usage: UsageCallback | None = None,
-        calibration: Calibration | None = None,
-        dedupe: bool = True,
+        **options: Unpack[RemoteOptions],
     ) -> None:
+        check_options(type(self), options)
         model = check_text("model", model)  # type: ignore[assignment]
         base_url = check_text("base_url", base_url, allow_none=True)
         check_positive_int("batch_size", batch_size)
@@ -101,17 +104,7 @@ class CohereReranker(RemoteReranker):
             )
         if max_tokens_per_doc is not None:
             check_positive_int("max_tokens_per_doc", max_tokens_per_doc)
-        super().__init__(
-            timeout=timeout,
-            deadline=deadline,
-            retry=retry,
-            max_retries=max_retries,
-            requests_per_minute=requests_per_minute,
-            max_concurrency=max_concurrency,
-            on_usage=on_usage,
-            calibration=calibration,
-            dedupe=dedupe,
-        )
+        super().__init__(**options)
         key = resolve_api_key(
             api_key, env="COHERE_API_KEY", extra="cohere", feature="CohereReranker"
         ) or resolve_api_key(None, env="CO_API_KEY", extra="cohere", feature="CohereReranker")
@@ -131,10 +124,6 @@ class CohereReranker(RemoteReranker):
     def model_name(self) -> str:
         return self.model
 
-    @property
-    def api_key(self) -> SecretStr | None:
-        return self._api_key
-
     def _endpoint(self) -> str:
         return self.base_url or "https://api.cohere.com"
 
@@ -143,29 +132,18 @@ class CohereReranker(RemoteReranker):
 
     # -- clients -------------------------------------------------------------------------------
 
-    def _key(self) -> str:
-        return self._api_key.get_secret_value() if self._api_key is not None else "no-key"
-
     def _new_client(self) -> _Clients:
-        cohere = require("cohere", extra="cohere", feature="CohereReranker")
-        httpx = require("httpx", extra="cohere", feature="CohereReranker")
-        http = httpx.Client(timeout=self.timeout)
-        sdk = cohere.ClientV2(
-            api_key=self._key(),
-            base_url=self.base_url,
-            client_name=self.client_name,
-            timeout=self.timeout,
-            max_retries=0,
-            httpx_client=http,
-        )
-        return _Clients(sdk, http)
+        return self._clients(asynchronous=False)
 
     def _new_async_client(self) -> _Clients:
+        return self._clients(asynchronous=True)
+
+    def _clients(self, *, asynchronous: bool) -> _Clients:
         cohere = require("cohere", extra="cohere", feature="CohereReranker")
         httpx = require("httpx", extra="cohere", feature="CohereReranker")
-        http = httpx.AsyncClient(timeout=self.timeout)
-        sdk = cohere.AsyncClientV2(
-            api_key=self._key(),
+        http = (httpx.AsyncClient if asynchronous else httpx.Client)(timeout=self.timeout)
+        sdk = (cohere.AsyncClientV2 if asynchronous else cohere.ClientV2)(
+            api_key=self._sdk_key(),
             base_url=self.base_url,
             client_name=self.client_name,
             timeout=self.timeout,
@@ -212,62 +190,28 @@ class CohereReranker(RemoteReranker):
             raise BadResponse("the answer has no 'results'")
         return scores_by_index(results, n, score_key="relevance_score")
 
-    def _what(self, spans: list[range]) -> Any:
-        total = len(spans)
-
-        def what(i: int) -> str:
-            span = spans[i]
-            if total == 1:
-                return f"POST /v2/rerank ({len(span)} documents)"
-            return (
-                f"POST /v2/rerank (batch {i + 1} of {total}, documents "
-                f"{span.start}-{span.stop - 1})"
-            )
-
-        return what
-
     def _score_remote(
         self, query: str, texts: Sequence[str], deadline: Deadline, meter: UsageMeter
     ) -> list[float]:
-        spans = batches(len(texts), self.batch_size)
         sdk = self._client().sdk
 
-        def job_for(span: range) -> Any:
-            documents = list(texts[span.start : span.stop])
+        def send(documents: list[str], timeout: float) -> list[float]:
+            response = sdk.rerank(**self._request(query, documents, timeout))
+            return self._read(response, len(documents), meter)
 
-            def job(timeout: float) -> list[float]:
-                response = sdk.rerank(**self._request(query, documents, timeout))
-                return self._read(response, len(documents), meter)
-
-            return job
-
-        parts = self.resilience.call_all(
-            [job_for(span) for span in spans],
-            deadline=deadline,
-            meter=meter,
-            what=self._what(spans),
+        return self._score_batches(
+            texts, send, size=self.batch_size, request=_REQUEST, deadline=deadline, meter=meter
         )
-        return [score for part in parts for score in part]
 
     async def _ascore_remote(
         self, query: str, texts: Sequence[str], deadline: Deadline, meter: UsageMeter
     ) -> list[float]:
-        spans = batches(len(texts), self.batch_size)
         sdk = self._aclient().sdk
 
-        def job_for(span: range) -> Any:
-            documents = list(texts[span.start : span.stop])
+        async def send(documents: list[str], timeout: float) -> list[float]:
+            response = await sdk.rerank(**self._request(query, documents, timeout))
+            return self._read(response, len(documents), meter)
 
-            async def job(timeout: float) -> list[float]:
-                response = await sdk.rerank(**self._request(query, documents, timeout))
-                return self._read(response, len(documents), meter)
-
-            return job
-
-        parts = await self.resilience.acall_all(
-            [job_for(span) for span in spans],
-            deadline=deadline,
-            meter=meter,
-            what=self._what(spans),
+        return await self._ascore_batches(
+            texts, send, size=self.batch_size, request=_REQUEST, deadline=deadline, meter=meter
         )
-        return [score for part in parts for score in part]

@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from rerankit._deps import require
-from rerankit.calibration import Calibration, ScoreSpace
+from rerankit.calibration import ScoreSpace
 from rerankit.errors import ConfigurationError
-from rerankit.remote.base import RemoteReranker, batches, check_positive_int, check_text
+from rerankit.remote.base import (
+    RemoteReranker,
+    check_options,
+    check_positive_int,
+    check_str_mapping,
+    check_text,
+)
 from rerankit.remote.http import classify_httpx
 from rerankit.remote.parsing import field, scores_by_index
-from rerankit.remote.resilience import BadResponse, Deadline, Failure, RetryPolicy
+from rerankit.remote.resilience import BadResponse, Deadline, Failure
 from rerankit.remote.secrets import MASK, resolve_api_key
-from rerankit.remote.usage import UsageCallback, UsageMeter
+from rerankit.remote.usage import UsageMeter
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
+    from typing_extensions import Unpack
+
+    from rerankit.remote.base import RemoteOptions
 
 __all__ = ["HTTPReranker"]
 
@@ -60,7 +69,12 @@ class HTTPReranker(RemoteReranker):
     :class:`~rerankit.remote.RemoteReranker`. ``api_key`` (or the variable named by
     ``api_key_env``) is sent as a bearer token; ``headers`` adds others (their values are
     treated as secrets). Servers truncate long inputs themselves (``truncate=True`` for TEI);
-    rerankit cannot see that, so ``RerankResult.truncated`` stays False.
+    rerankit cannot see that, so ``RerankResult.truncated`` stays False. Each document is
+    scored on its own, so :class:`~rerankit.CachedReranker` can cache the scores.
+
+    The other keyword arguments (``timeout``, ``deadline``, ``retry``, ``max_retries``,
+    ``requests_per_minute``, ``max_concurrency``, ``on_usage``, ``calibration``, ``dedupe``)
+    are those of every remote backend, described in :class:`~rerankit.remote.RemoteOptions`.
 
     Example:
         >>> from rerankit import HTTPReranker
@@ -76,6 +90,8 @@ class HTTPReranker(RemoteReranker):
 
     backend = "http"
     score_space = ScoreSpace.PROBABILITY
+    pointwise: ClassVar[bool] = True
+    """Each document's score ignores the other documents (so scores can be cached)."""
 
     def __init__(
         self,
@@ -89,16 +105,9 @@ class HTTPReranker(RemoteReranker):
         batch_size: int | None = None,
         raw_scores: bool = False,
         truncate: bool = True,
-        timeout: float = 30.0,
-        deadline: float | None = 60.0,
-        retry: RetryPolicy | None = None,
-        max_retries: int | None = None,
-        requests_per_minute: float | None = None,
-        max_concurrency: int = 8,
-        on_usage: UsageCallback | None = None,
-        calibration: Calibration | None = None,
-        dedupe: bool = True,
+        **options: Unpack[RemoteOptions],
     ) -> None:
+        check_options(type(self), options)
         url = check_text("url", url)  # type: ignore[assignment]
         if api not in ("tei", "cohere"):
             raise ConfigurationError(f"api must be 'tei' or 'cohere', got {api!r}")
@@ -111,26 +120,12 @@ class HTTPReranker(RemoteReranker):
                 raise ConfigurationError(f"{name} must be a bool, got {flag!r}")
         if raw_scores and api != "tei":
             raise ConfigurationError("raw_scores applies to api='tei' only")
-        if headers is not None and (
-            not isinstance(headers, Mapping)
-            or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
-        ):
-            raise ConfigurationError("headers must be a mapping of str to str")
+        extra_headers = check_str_mapping("headers", headers)
         request_url, display_url, password = _split_url(url)
         if raw_scores:
             # The declared space of this instance's raw scores (logits), for calibration.
             setattr(self, "score_space", ScoreSpace.LOGIT)  # noqa: B010
-        super().__init__(
-            timeout=timeout,
-            deadline=deadline,
-            retry=retry,
-            max_retries=max_retries,
-            requests_per_minute=requests_per_minute,
-            max_concurrency=max_concurrency,
-            on_usage=on_usage,
-            calibration=calibration,
-            dedupe=dedupe,
-        )
+        super().__init__(**options)
         self.url = display_url
         self.api: Api = api
         self.model = model
@@ -139,7 +134,7 @@ class HTTPReranker(RemoteReranker):
         self.truncate = truncate
         self._request_url = request_url
         self._password = password
-        self._headers = dict(headers or {})
+        self._headers = extra_headers
         self._api_key = resolve_api_key(
             api_key, env=api_key_env, extra="http", feature="HTTPReranker"
         )
@@ -173,10 +168,6 @@ class HTTPReranker(RemoteReranker):
     @property
     def model_name(self) -> str:
         return self.model or self.url
-
-    @property
-    def api_key(self) -> SecretStr | None:
-        return self._api_key
 
     def _endpoint(self) -> str:
         return self.url
@@ -234,6 +225,9 @@ class HTTPReranker(RemoteReranker):
             body["model"] = self.model
         return body
 
+    def _label(self) -> str:
+        return f"POST {urlsplit(self.url).path or '/rerank'}"
+
     def _read(self, response: Any, n: int, meter: UsageMeter) -> list[float]:
         response.raise_for_status()
         data = response.json()
@@ -253,60 +247,30 @@ class HTTPReranker(RemoteReranker):
             raise BadResponse("the answer has no 'results'")
         return scores_by_index(data["results"], n, score_key="relevance_score")
 
-    def _what(self, spans: list[range]) -> Any:
-        path = urlsplit(self.url).path or "/rerank"
-        total = len(spans)
-
-        def what(i: int) -> str:
-            span = spans[i]
-            if total == 1:
-                return f"POST {path} ({len(span)} documents)"
-            return f"POST {path} (batch {i + 1} of {total}, documents {span.start}-{span.stop - 1})"
-
-        return what
-
     def _score_remote(
         self, query: str, texts: Sequence[str], deadline: Deadline, meter: UsageMeter
     ) -> list[float]:
-        spans = batches(len(texts), self.batch_size)
         client = self._client()
 
-        def job_for(span: range) -> Any:
-            body = json.dumps(self._body(query, list(texts[span.start : span.stop])))
+        def send(documents: list[str], timeout: float) -> list[float]:
+            body = json.dumps(self._body(query, documents))
+            response = client.post(self._request_url, content=body, timeout=timeout)
+            return self._read(response, len(documents), meter)
 
-            def job(timeout: float) -> list[float]:
-                response = client.post(self._request_url, content=body, timeout=timeout)
-                return self._read(response, len(span), meter)
-
-            return job
-
-        parts = self.resilience.call_all(
-            [job_for(span) for span in spans],
-            deadline=deadline,
-            meter=meter,
-            what=self._what(spans),
+        return self._score_batches(
+            texts, send, size=self.batch_size, request=self._label(), deadline=deadline, meter=meter
         )
-        return [score for part in parts for score in part]
 
     async def _ascore_remote(
         self, query: str, texts: Sequence[str], deadline: Deadline, meter: UsageMeter
     ) -> list[float]:
-        spans = batches(len(texts), self.batch_size)
         client = self._aclient()
 
-        def job_for(span: range) -> Any:
-            body = json.dumps(self._body(query, list(texts[span.start : span.stop])))
+        async def send(documents: list[str], timeout: float) -> list[float]:
+            body = json.dumps(self._body(query, documents))
+            response = await client.post(self._request_url, content=body, timeout=timeout)
+            return self._read(response, len(documents), meter)
 
-            async def job(timeout: float) -> list[float]:
-                response = await client.post(self._request_url, content=body, timeout=timeout)
-                return self._read(response, len(span), meter)
-
-            return job
-
-        parts = await self.resilience.acall_all(
-            [job_for(span) for span in spans],
-            deadline=deadline,
-            meter=meter,
-            what=self._what(spans),
+        return await self._ascore_batches(
+            texts, send, size=self.batch_size, request=self._label(), deadline=deadline, meter=meter
         )
-        return [score for part in parts for score in part]

@@ -26,29 +26,53 @@ import logging
 import math
 import re
 import sys
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypeVar
 
 from rerankit._deps import require
 from rerankit.base import ScoreBatch
-from rerankit.calibration import Calibration, ScoreSpace
+from rerankit.calibration import ScoreSpace
 from rerankit.errors import ConfigurationError
-from rerankit.remote.base import RemoteReranker, check_positive_int, check_text
+from rerankit.remote.base import (
+    RemoteReranker,
+    check_options,
+    check_positive_int,
+    check_str_mapping,
+    check_text,
+)
 from rerankit.remote.errors import MalformedResponseError
 from rerankit.remote.http import status_failure
 from rerankit.remote.parsing import field
-from rerankit.remote.resilience import BadResponse, Deadline, Failure, RetryPolicy
+from rerankit.remote.resilience import BadResponse, Deadline, Failure
 from rerankit.remote.secrets import MASK, resolve_api_key
-from rerankit.remote.usage import UsageCallback, UsageMeter
+from rerankit.remote.usage import UsageMeter
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
+    from typing_extensions import Unpack
+
+    from rerankit.remote.base import RemoteOptions
 
 __all__ = ["LLMReranker", "Ranking", "parse_grade", "parse_ranking"]
 
 log = logging.getLogger("rerankit.remote")
 
 Mode = Literal["pointwise", "listwise"]
+Messages = list[dict[str, str]]
+Answer = tuple[str, Any]
+"""An answer's text and its token logprobs (``None`` when absent)."""
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+
+class _Ask(Protocol[R_co]):
+    """One chat request (sync: returns an :data:`Answer`; async: a coroutine of one)."""
+
+    def __call__(
+        self, messages: Messages, timeout: float, *, max_tokens: int, logprobs: bool
+    ) -> R_co: ...
+
 
 POINTWISE_SYSTEM = """\
 You judge whether a document is relevant to a search query.
@@ -211,7 +235,13 @@ class LLMReranker(RemoteReranker):
 
     Both are in ``probability`` space (calibrated by clipping). Documents longer than
     ``max_document_chars`` are cut for the prompt and flagged (``RerankResult.truncated``).
-    ``RerankResults.usage`` carries prompt and completion tokens.
+    ``RerankResults.usage`` carries prompt and completion tokens. :attr:`pointwise` is True in
+    pointwise mode, so :class:`~rerankit.CachedReranker` takes pointwise rerankers only.
+
+    The other keyword arguments (``timeout``, ``deadline``, ``retry``, ``max_retries``,
+    ``requests_per_minute``, ``max_concurrency``, ``on_usage``, ``calibration``, ``dedupe``)
+    are those of every remote backend, described in :class:`~rerankit.remote.RemoteOptions`;
+    LLMs answer slowly, so here ``timeout`` defaults to 60 seconds and ``deadline`` to 120.
 
     Example:
         >>> from rerankit import LLMReranker
@@ -243,16 +273,9 @@ class LLMReranker(RemoteReranker):
         max_document_chars: int | None = 4000,
         default_headers: Mapping[str, str] | None = None,
         default_query: Mapping[str, str] | None = None,
-        timeout: float = 60.0,
-        deadline: float | None = 120.0,
-        retry: RetryPolicy | None = None,
-        max_retries: int | None = None,
-        requests_per_minute: float | None = None,
-        max_concurrency: int = 8,
-        on_usage: UsageCallback | None = None,
-        calibration: Calibration | None = None,
-        dedupe: bool = True,
+        **options: Unpack[RemoteOptions],
     ) -> None:
+        check_options(type(self), options)
         model = check_text("model", model)  # type: ignore[assignment]
         base_url = check_text("base_url", base_url, allow_none=True)
         if mode not in ("pointwise", "listwise"):
@@ -281,26 +304,11 @@ class LLMReranker(RemoteReranker):
             check_positive_int("max_output_tokens", max_output_tokens)
         if max_document_chars is not None:
             check_positive_int("max_document_chars", max_document_chars)
-        for name, mapping in (
-            ("default_headers", default_headers),
-            ("default_query", default_query),
-        ):
-            if mapping is not None and (
-                not isinstance(mapping, Mapping)
-                or not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items())
-            ):
-                raise ConfigurationError(f"{name} must be a mapping of str to str")
-        super().__init__(
-            timeout=timeout,
-            deadline=deadline,
-            retry=retry,
-            max_retries=max_retries,
-            requests_per_minute=requests_per_minute,
-            max_concurrency=max_concurrency,
-            on_usage=on_usage,
-            calibration=calibration,
-            dedupe=dedupe,
-        )
+        gateway_headers = check_str_mapping("default_headers", default_headers)
+        gateway_query = check_str_mapping("default_query", default_query)
+        options.setdefault("timeout", 60.0)  # LLMs answer slower than rerank APIs
+        options.setdefault("deadline", 120.0)
+        super().__init__(**options)
         key = resolve_api_key(api_key, env="OPENAI_API_KEY", extra="openai", feature="LLMReranker")
         if key is None and base_url is None:
             raise ConfigurationError(
@@ -317,8 +325,8 @@ class LLMReranker(RemoteReranker):
         self.temperature = temperature
         self.max_output_tokens = max_output_tokens
         self.max_document_chars = max_document_chars
-        self._default_headers = dict(default_headers or {})
-        self._default_query = dict(default_query or {})
+        self._default_headers = gateway_headers
+        self._default_query = gateway_query
         self._api_key = key
 
     @property
@@ -326,8 +334,9 @@ class LLMReranker(RemoteReranker):
         return self.model
 
     @property
-    def api_key(self) -> SecretStr | None:
-        return self._api_key
+    def pointwise(self) -> bool:
+        """True in pointwise mode: each document is judged alone (so scores can be cached)."""
+        return self.mode == "pointwise"
 
     def _endpoint(self) -> str | None:
         return self.base_url
@@ -353,9 +362,8 @@ class LLMReranker(RemoteReranker):
     # -- clients -------------------------------------------------------------------------------
 
     def _client_kwargs(self) -> dict[str, Any]:
-        key = self._api_key.get_secret_value() if self._api_key is not None else "no-key"
         kwargs: dict[str, Any] = {
-            "api_key": key,
+            "api_key": self._sdk_key(),
             "timeout": self.timeout,
             "max_retries": 0,
         }
@@ -394,11 +402,11 @@ class LLMReranker(RemoteReranker):
         limit = self.max_document_chars
         return text if limit is None or len(text) <= limit else text[:limit]
 
-    def _pointwise_messages(self, query: str, text: str) -> list[dict[str, str]]:
+    def _pointwise_messages(self, query: str, text: str) -> Messages:
         user = POINTWISE_USER.format(query=escape(query), document=escape(self._clip(text)))
         return [{"role": "system", "content": POINTWISE_SYSTEM}, {"role": "user", "content": user}]
 
-    def _listwise_messages(self, query: str, texts: Sequence[str]) -> list[dict[str, str]]:
+    def _listwise_messages(self, query: str, texts: Sequence[str]) -> Messages:
         blocks = "\n".join(
             f'<document id="{i}">\n{escape(self._clip(text))}\n</document>'
             for i, text in enumerate(texts, start=1)
@@ -407,7 +415,7 @@ class LLMReranker(RemoteReranker):
         return [{"role": "system", "content": LISTWISE_SYSTEM}, {"role": "user", "content": user}]
 
     def _request(
-        self, messages: list[dict[str, str]], timeout: float, *, max_tokens: int, logprobs: bool
+        self, messages: Messages, timeout: float, *, max_tokens: int, logprobs: bool
     ) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "model": self.model,
@@ -423,7 +431,7 @@ class LLMReranker(RemoteReranker):
         return kwargs
 
     @staticmethod
-    def _read(response: Any, meter: UsageMeter) -> tuple[str, Any]:
+    def _read(response: Any, meter: UsageMeter) -> Answer:
         """The answer text and its token logprobs (``None`` when absent)."""
         usage = field(response, "usage")
         meter.add(
@@ -439,7 +447,7 @@ class LLMReranker(RemoteReranker):
             raise BadResponse(f"the answer's content is a {type(content).__name__}, not text")
         return content or "", field(field(choice, "logprobs"), "content")
 
-    def _pointwise_scores(self, answers: list[tuple[str, Any]], meter: UsageMeter) -> list[float]:
+    def _pointwise_scores(self, answers: list[Answer], meter: UsageMeter) -> list[float]:
         probabilities = [_yes_no_probability(logprobs) for _, logprobs in answers]
         if self.logprobs and all(p is not None for p in probabilities):
             meter.note("scoring", "logprobs")
@@ -479,7 +487,10 @@ class LLMReranker(RemoteReranker):
         return scores
 
     def _windows(self, n: int) -> list[tuple[int, int]]:
-        """(start, end) of each listwise window, from the bottom of the list to the top."""
+        """(start, end) of each listwise window, from the bottom of the list to the top (none
+        for a single document, which needs no ranking)."""
+        if n < 2:
+            return []
         if n <= self.window_size:
             return [(0, n)]
         spans = []
@@ -533,46 +544,46 @@ class LLMReranker(RemoteReranker):
                 attempts=meter.requests,
             )
 
+    def _judgements(
+        self, query: str, texts: Sequence[str], ask: _Ask[R]
+    ) -> list[Callable[[float], R]]:
+        """The pointwise jobs: one ``ask`` per document."""
+        return [
+            partial(ask, self._pointwise_messages(query, t), max_tokens=8, logprobs=self.logprobs)
+            for t in texts
+        ]
+
+    def _ranking(
+        self, query: str, texts: Sequence[str], window: list[int], ask: _Ask[R]
+    ) -> Callable[[float], R]:
+        """The listwise job ranking the documents at positions ``window``."""
+        messages = self._listwise_messages(query, [texts[i] for i in window])
+        return partial(ask, messages, max_tokens=6 * len(window) + 16, logprobs=False)
+
+    # ``ask`` below is the one request; the rest of each mode is the same, sync and async.
+
     def _score_remote(
         self, query: str, texts: Sequence[str], deadline: Deadline, meter: UsageMeter
     ) -> list[float]:
         meter.note("mode", self.mode)
         client = self._client()
+
+        def ask(messages: Messages, timeout: float, *, max_tokens: int, logprobs: bool) -> Answer:
+            kwargs = self._request(messages, timeout, max_tokens=max_tokens, logprobs=logprobs)
+            return self._read(client.chat.completions.create(**kwargs), meter)
+
         if self.mode == "pointwise":
-
-            def judge(text: str) -> Any:
-                messages = self._pointwise_messages(query, text)
-
-                def job(timeout: float) -> tuple[str, Any]:
-                    kwargs = self._request(messages, timeout, max_tokens=8, logprobs=self.logprobs)
-                    return self._read(client.chat.completions.create(**kwargs), meter)
-
-                return job
-
+            jobs = self._judgements(query, texts, ask)
             answers = self.resilience.call_all(
-                [judge(t) for t in texts],
-                deadline=deadline,
-                meter=meter,
-                what=lambda i: f"POST /chat/completions (pointwise, document {i})",
+                jobs, deadline=deadline, meter=meter, what=_judgement_label
             )
             return self._pointwise_scores(answers, meter)
         order = list(range(len(texts)))
-        windows = self._windows(len(texts)) if len(texts) > 1 else []
+        windows = self._windows(len(texts))
         for number, (start, end) in enumerate(windows, start=1):
-            messages = self._listwise_messages(query, [texts[i] for i in order[start:end]])
-
-            def job(
-                timeout: float, messages: list[dict[str, str]] = messages, n: int = end - start
-            ) -> str:
-                kwargs = self._request(messages, timeout, max_tokens=6 * n + 16, logprobs=False)
-                return self._read(client.chat.completions.create(**kwargs), meter)[0]
-
-            content = self.resilience.call(
-                job,
-                deadline=deadline,
-                meter=meter,
-                what=f"POST /chat/completions (listwise, window {number} of {len(windows)})",
-            )
+            job = self._ranking(query, texts, order[start:end], ask)
+            what = _window_label(number, len(windows))
+            content, _ = self.resilience.call(job, deadline=deadline, meter=meter, what=what)
             self._apply(order, start, end, content, meter)
         self._check_windows(meter, len(windows))
         return self._rank_scores(order)
@@ -582,41 +593,33 @@ class LLMReranker(RemoteReranker):
     ) -> list[float]:
         meter.note("mode", self.mode)
         client = self._aclient()
+
+        async def ask(
+            messages: Messages, timeout: float, *, max_tokens: int, logprobs: bool
+        ) -> Answer:
+            kwargs = self._request(messages, timeout, max_tokens=max_tokens, logprobs=logprobs)
+            return self._read(await client.chat.completions.create(**kwargs), meter)
+
         if self.mode == "pointwise":
-
-            def judge(text: str) -> Any:
-                messages = self._pointwise_messages(query, text)
-
-                async def job(timeout: float) -> tuple[str, Any]:
-                    kwargs = self._request(messages, timeout, max_tokens=8, logprobs=self.logprobs)
-                    return self._read(await client.chat.completions.create(**kwargs), meter)
-
-                return job
-
+            jobs = self._judgements(query, texts, ask)
             answers = await self.resilience.acall_all(
-                [judge(t) for t in texts],
-                deadline=deadline,
-                meter=meter,
-                what=lambda i: f"POST /chat/completions (pointwise, document {i})",
+                jobs, deadline=deadline, meter=meter, what=_judgement_label
             )
             return self._pointwise_scores(answers, meter)
         order = list(range(len(texts)))
-        windows = self._windows(len(texts)) if len(texts) > 1 else []
+        windows = self._windows(len(texts))
         for number, (start, end) in enumerate(windows, start=1):
-            messages = self._listwise_messages(query, [texts[i] for i in order[start:end]])
-
-            async def ajob(
-                timeout: float, messages: list[dict[str, str]] = messages, n: int = end - start
-            ) -> str:
-                kwargs = self._request(messages, timeout, max_tokens=6 * n + 16, logprobs=False)
-                return self._read(await client.chat.completions.create(**kwargs), meter)[0]
-
-            content = await self.resilience.acall(
-                ajob,
-                deadline=deadline,
-                meter=meter,
-                what=f"POST /chat/completions (listwise, window {number} of {len(windows)})",
-            )
+            job = self._ranking(query, texts, order[start:end], ask)
+            what = _window_label(number, len(windows))
+            content, _ = await self.resilience.acall(job, deadline=deadline, meter=meter, what=what)
             self._apply(order, start, end, content, meter)
         self._check_windows(meter, len(windows))
         return self._rank_scores(order)
+
+
+def _judgement_label(i: int) -> str:
+    return f"POST /chat/completions (pointwise, document {i})"
+
+
+def _window_label(number: int, total: int) -> str:
+    return f"POST /chat/completions (listwise, window {number} of {total})"

@@ -4,7 +4,7 @@ Nothing here imports a client library; the backends (:class:`~rerankit.CohereRer
 :class:`~rerankit.LLMReranker`, :class:`~rerankit.HTTPReranker`) import theirs on first use.
 """
 
-from rerankit.remote.base import RemoteReranker
+from rerankit.remote.base import RemoteOptions, RemoteReranker
 from rerankit.remote.errors import (
     DeadlineExceededError,
     FallbackExhaustedError,
@@ -37,6 +37,7 @@ __all__ = [
     "RateLimiter",
     "RemoteConnectionError",
     "RemoteError",
+    "RemoteOptions",
     "RemoteReranker",
     "RemoteStatusError",
     "RemoteTimeoutError",

@@ -8,9 +8,10 @@ import logging
 import math
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from rerankit.base import Reranker, ScoreBatch
 from rerankit.calibration import Calibration
@@ -22,9 +23,64 @@ from rerankit.remote.usage import Usage, UsageCallback, UsageMeter
 if TYPE_CHECKING:
     from pydantic import SecretStr
 
-__all__ = ["RemoteReranker", "batches"]
+__all__ = ["RemoteOptions", "RemoteReranker", "batches"]
 
 log = logging.getLogger("rerankit.remote")
+
+R = TypeVar("R")
+
+_TRAFFIC_SETTINGS = frozenset(
+    {
+        "api_key",
+        "timeout",
+        "deadline",
+        "max_retries",
+        "retry",
+        "requests_per_minute",
+        "max_concurrency",
+        "batch_size",
+    }
+)
+"""Settings of :meth:`RemoteReranker.to_config` that shape the traffic, not the scores."""
+
+
+class RemoteOptions(TypedDict, total=False):
+    """The keyword arguments every remote reranker takes (all optional).
+
+    Backends accept them as ``**options: Unpack[RemoteOptions]`` and hand them to
+    :class:`RemoteReranker`, whose signature holds the defaults (a backend may change a default,
+    as :class:`~rerankit.LLMReranker` does for ``timeout`` and ``deadline``).
+    """
+
+    timeout: float
+    """Seconds one request may take (default 30)."""
+    deadline: float | None
+    """Seconds one rerank call may take, retries and waits included (default 60; ``None`` for
+    no limit)."""
+    retry: RetryPolicy | None
+    """The :class:`~rerankit.remote.RetryPolicy` (default: ``RetryPolicy()``)."""
+    max_retries: int | None
+    """Overrides the policy's ``max_retries`` (handy in specs:
+    ``cohere:rerank-v3.5?max_retries=5``)."""
+    requests_per_minute: float | None
+    """Client-side rate limit (default ``None``: unlimited)."""
+    max_concurrency: int
+    """Requests in flight at most (default 8)."""
+    on_usage: UsageCallback | None
+    """Called with a :class:`~rerankit.remote.Usage` after every call."""
+    calibration: Calibration | None
+    """Maps raw scores to [0, 1] (default: the backend's score space default)."""
+    dedupe: bool
+    """Score repeated documents once (default True)."""
+
+
+def check_options(owner: type, options: Mapping[str, object]) -> None:
+    """Refuse, as Python would, a keyword of ``options`` that :class:`RemoteOptions` lacks."""
+    for name in options:
+        if name not in RemoteOptions.__optional_keys__:
+            raise TypeError(
+                f"{owner.__qualname__}.__init__() got an unexpected keyword argument {name!r}"
+            )
 
 
 def batches(n: int, size: int) -> list[range]:
@@ -46,6 +102,42 @@ def check_text(name: str, value: object, *, allow_none: bool = False) -> str | N
     return value.strip()
 
 
+def check_str_mapping(name: str, value: object) -> dict[str, str]:
+    """``value`` (a mapping of str to str, or None) as a new dict."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ConfigurationError(f"{name} must be a mapping of str to str")
+    return dict(value)
+
+
+def batch_labels(request: str, spans: list[range]) -> Callable[[int], str]:
+    """Names of the requests of a call cut into ``spans``, for errors and logs."""
+
+    def what(i: int) -> str:
+        span = spans[i]
+        if len(spans) == 1:
+            return f"{request} ({len(span)} documents)"
+        return f"{request} (batch {i + 1} of {len(spans)}, documents {span.start}-{span.stop - 1})"
+
+    return what
+
+
+def _batch_jobs(
+    texts: Sequence[str], size: int, request: str, send: Callable[[list[str], float], R]
+) -> tuple[list[Callable[[float], R]], Callable[[int], str]]:
+    """One job per batch of at most ``size`` texts (``send(batch, timeout)``), and their names."""
+    spans = batches(len(texts), size)
+    jobs: list[Callable[[float], R]] = [partial(send, list(texts[s.start : s.stop])) for s in spans]
+    return jobs, batch_labels(request, spans)
+
+
+def _joined(parts: list[list[float]]) -> list[float]:
+    return [score for part in parts for score in part]
+
+
 class RemoteReranker(Reranker):
     """Base class of rerankers that call a remote server.
 
@@ -55,16 +147,14 @@ class RemoteReranker(Reranker):
     event loop). This class reports usage, keeps API keys out of reprs, configs and messages,
     and turns client exceptions into typed :class:`~rerankit.remote.RemoteError`.
 
-    Common keyword arguments:
-        timeout: seconds one request may take (default 30).
-        deadline: seconds one rerank call may take, retries and waits included (default 60;
-            ``None`` for no limit).
-        retry: a :class:`~rerankit.remote.RetryPolicy`; ``max_retries`` overrides its
-            ``max_retries`` (handy in specs: ``cohere:rerank-v3.5?max_retries=5``).
-        requests_per_minute: client-side rate limit (``None``: unlimited).
-        max_concurrency: requests in flight at most (default 8).
-        on_usage: called with a :class:`~rerankit.remote.Usage` after every call.
+    Its keyword arguments (``timeout``, ``deadline``, ``retry``, ``max_retries``,
+    ``requests_per_minute``, ``max_concurrency``, ``on_usage``, ``calibration``, ``dedupe``)
+    are the same for every backend and described in :class:`RemoteOptions`; backends take them
+    as ``**options``.
     """
+
+    _api_key: SecretStr | None = None
+    """Set by a backend that has a key; :attr:`api_key` returns it."""
 
     def __init__(
         self,
@@ -136,7 +226,7 @@ class RemoteReranker(Reranker):
     @property
     def api_key(self) -> SecretStr | None:
         """The API key, as a pydantic ``SecretStr`` (``None`` when there is none)."""
-        return None
+        return self._api_key
 
     def _endpoint(self) -> str | None:
         """Where requests go (for reprs and configs)."""
@@ -207,6 +297,12 @@ class RemoteReranker(Reranker):
 
     # -- secrets, reprs, config ----------------------------------------------------------------
 
+    def _sdk_key(self) -> str:
+        """The key for an SDK that insists on one: a placeholder when there is none (local
+        servers take any)."""
+        key = self.api_key
+        return key.get_secret_value() if key is not None else "no-key"
+
     def _secrets(self) -> list[str]:
         key = self.api_key
         return [key.get_secret_value()] if key is not None else []
@@ -256,6 +352,17 @@ class RemoteReranker(Reranker):
             "max_concurrency": self.max_concurrency,
         }
 
+    def cache_fingerprint(self) -> dict[str, Any]:
+        """What changes this reranker's raw scores, for :class:`~rerankit.CachedReranker`.
+
+        The settings of :meth:`to_config` (backend, model, endpoint, backend options), without
+        the key and without what only shapes the traffic: timeouts, deadline, retries, rate and
+        concurrency limits, batch sizes. A remote model has no local files to check.
+        """
+        fields = {k: v for k, v in self.to_config().items() if k not in _TRAFFIC_SETTINGS}
+        fields["model_revision"] = None
+        return fields
+
     def __copy__(self) -> RemoteReranker:
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
@@ -268,6 +375,40 @@ class RemoteReranker(Reranker):
         )
 
     # -- scoring -------------------------------------------------------------------------------
+
+    def _score_batches(
+        self,
+        texts: Sequence[str],
+        send: Callable[[list[str], float], list[float]],
+        *,
+        size: int,
+        request: str,
+        deadline: Deadline,
+        meter: UsageMeter,
+    ) -> list[float]:
+        """Score ``texts`` in batches of at most ``size``, sent concurrently.
+
+        ``send(documents, timeout)`` makes one request (named ``request`` in errors and logs)
+        and returns one score per document; every batch gets the retries, deadline and limits of
+        :attr:`resilience`, and the scores come back in input order.
+        """
+        jobs, what = _batch_jobs(texts, size, request, send)
+        return _joined(self.resilience.call_all(jobs, deadline=deadline, meter=meter, what=what))
+
+    async def _ascore_batches(
+        self,
+        texts: Sequence[str],
+        send: Callable[[list[str], float], Awaitable[list[float]]],
+        *,
+        size: int,
+        request: str,
+        deadline: Deadline,
+        meter: UsageMeter,
+    ) -> list[float]:
+        """Async :meth:`_score_batches`: ``send`` is a coroutine function."""
+        jobs, what = _batch_jobs(texts, size, request, send)
+        parts = await self.resilience.acall_all(jobs, deadline=deadline, meter=meter, what=what)
+        return _joined(parts)
 
     def _report(self, meter: UsageMeter, *, ok: bool) -> Usage:
         usage = meter.usage(backend=self.backend, model=self.model_name, ok=ok)
