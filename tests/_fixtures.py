@@ -1,10 +1,12 @@
-"""Small shared test helpers: a fake scorer at the model boundary and a tiny corpus."""
+"""Small shared test helpers: a fake scorer at the model boundary, a tiny corpus, a snapshot of
+what a result list shows, and the settings rerankit's retrievers give LangChain's standard
+retriever suite."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rerankit import Reranker, ScoreBatch, ScoreSpace
+from rerankit import Reranker, RerankResults, ScoreBatch, ScoreSpace
 
 CORPUS = [
     ("qdrant", "Qdrant is a vector database that stores embeddings and searches them with HNSW."),
@@ -36,3 +38,32 @@ class OverlapReranker(Reranker):
         return ScoreBatch(
             [len(words & {w.strip("?.,").lower() for w in t.split()}) / len(words) for t in texts]
         )
+
+
+def snapshot(results: RerankResults, *, source: bool = True) -> tuple[object, ...]:
+    """Everything a caller can observe in a result list (with ``source``, also the backend and
+    model that made it), for comparing two runs."""
+    observed: tuple[object, ...] = (
+        [
+            (r.index, r.score, r.raw_score, r.rank, r.candidate, r.truncated, r.windows)
+            for r in results
+        ],
+        results.dropped,
+        dict(results.duplicates),
+        results.empty_reason,
+        results.truncated,
+    )
+    return (*observed, results.backend, results.model) if source else observed
+
+
+class RetrieverSuiteSettings:
+    """The query and result-count argument of rerankit's retrievers in LangChain's standard
+    retriever suite: list it before ``RetrieversIntegrationTests`` in the bases."""
+
+    @property
+    def retriever_query_example(self) -> str:
+        return "which database stores vectors"
+
+    @property
+    def num_results_arg_name(self) -> str:
+        return "top_n"

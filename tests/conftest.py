@@ -1,4 +1,5 @@
-"""Shared test setup: offline Hugging Face, the offline MiniLM weights, a tiny cross-encoder."""
+"""Shared test setup: offline Hugging Face, the offline MiniLM weights, a tiny cross-encoder,
+an in-memory Qdrant client."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,3 +50,13 @@ def cross_encoder_path(minilm_path: str, tmp_path_factory: pytest.TempPathFactor
     path = Path(tmp_path_factory.mktemp("cross-encoder")) / "minilm-ce"
     encoder.save_pretrained(str(path))
     return str(path)
+
+
+@pytest.fixture
+def client() -> Iterator[Any]:
+    """An embedded Qdrant client in memory (empty), closed after the test."""
+    from rerankit.qdrant import open_client
+
+    client = open_client(path=":memory:")
+    yield client
+    client.close()

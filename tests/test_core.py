@@ -37,6 +37,8 @@ from rerankit import (
 )
 from rerankit.calibration import Clip
 
+from ._fixtures import snapshot
+
 # -- the fake scorer -----------------------------------------------------------------------------
 
 
@@ -704,19 +706,6 @@ def test_truncation_warning_is_a_rerank_warning() -> None:
 
 
 # -- sync == async -------------------------------------------------------------------------------
-
-
-def snapshot(results: RerankResults) -> tuple[object, ...]:
-    return (
-        [(r.index, r.score, r.raw_score, r.rank, r.candidate, r.truncated, r.windows)
-         for r in results],
-        results.dropped,
-        dict(results.duplicates),
-        results.empty_reason,
-        results.truncated,
-        results.backend,
-        results.model,
-    )
 
 
 @pytest.mark.parametrize(

@@ -201,6 +201,8 @@ def test_read_candidates_jsonl(tmp_path: Path) -> None:
         ("q1 Q0 d1 1 2.0 r\nq1 Q0 d1 2 1.0 r\n", "twice"),
         ('{"query_id": "q1"}\n', "candidates"),
         ('{"query_id": "q1", "candidates": [{"rank": 1}]}\n', "docid"),
+        ('{"query_id": "q1", "candidates": []}\n\n{not json\n', r"bad.run:3: not valid JSON"),
+        ('{"query_id": "q1", "candidates": []}\n[1]\n', r"bad.run:2: expected a JSON object"),
         ("", "empty"),
     ],
 )

@@ -17,7 +17,7 @@ from rerankit import EmbeddingReranker, RerankError, ThresholdPolicy
 from rerankit.backends._sentence import default_model, load_sentence_transformer
 from rerankit.langchain import RerankCompressor, RerankedDocuments, RerankRetriever
 
-from ._fixtures import CORPUS, OverlapReranker
+from ._fixtures import CORPUS, OverlapReranker, RetrieverSuiteSettings
 
 
 class MiniLMEmbeddings(Embeddings):
@@ -205,7 +205,7 @@ async def test_retriever_sync_equals_async(
     ]
 
 
-class TestRerankRetrieverStandard(RetrieversIntegrationTests):
+class TestRerankRetrieverStandard(RetrieverSuiteSettings, RetrieversIntegrationTests):
     """LangChain's standard retriever suite."""
 
     @property
@@ -219,11 +219,3 @@ class TestRerankRetrieverStandard(RetrieversIntegrationTests):
             "reranker": OverlapReranker(),
             "fetch_k": 6,
         }
-
-    @property
-    def retriever_query_example(self) -> str:
-        return "which database stores vectors"
-
-    @property
-    def num_results_arg_name(self) -> str:
-        return "top_n"

@@ -13,7 +13,6 @@ import importlib
 import subprocess
 import sys
 import zlib
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -118,13 +117,6 @@ def candidates() -> list[Candidate]:
     ]
 
 
-@pytest.fixture
-def client() -> Iterator[Any]:
-    client = open_client(path=":memory:")
-    yield client
-    client.close()
-
-
 def make(client: Any, collection: str = "docs", **overrides: Any) -> QdrantMultiStage:
     """A four-stage pipeline on the hashing encoders (overrides replace any argument)."""
     config: dict[str, Any] = {
@@ -157,6 +149,8 @@ EXPECTED_STAGES = {
     "hybrid+multivector+rerank": ("dense", "sparse", "fusion", "multivector", "rerank"),
     "dense+multivector": ("dense", "multivector"),
 }
+TIMED_STAGES = ["encode", "dense", "sparse", "fusion", "multivector", "rerank"]
+"""The stages a full traced search times, in order."""
 
 
 @pytest.fixture
@@ -379,16 +373,7 @@ def test_timings_split_per_stage_and_render(ingested: QdrantMultiStage, client: 
     reranked = make(client, reranker=OverlapReranker(), top_n=3)
     runs = [reranked.search(q) for q in (QUERY, "water temperature", "python thread")]
     for run in runs:
-        assert set(run.timings) == {
-            "encode",
-            "dense",
-            "sparse",
-            "fusion",
-            "multivector",
-            "rerank",
-            "pipeline",
-            "total",
-        }
+        assert set(run.timings) == {*TIMED_STAGES, "pipeline", "total"}
         assert all(v >= 0 for v in run.timings.values())
         assert run.timings["pipeline"] == pytest.approx(
             run.timings["encode"] + run.timings["multivector"] + run.timings["rerank"]
@@ -398,14 +383,7 @@ def test_timings_split_per_stage_and_render(ingested: QdrantMultiStage, client: 
     assert text.startswith(f"query: {QUERY}")
     assert "multivector" in text and "rerank" in text and runs[0][0].doc_id in text
     summary = LatencySummary.from_results(runs)
-    assert [s.stage for s in summary.stages][:6] == [
-        "encode",
-        "dense",
-        "sparse",
-        "fusion",
-        "multivector",
-        "rerank",
-    ]
+    assert [s.stage for s in summary.stages][:6] == TIMED_STAGES
     assert summary.stage("rerank").count == 3
     assert summary.to_markdown().startswith("| stage | median ms")
     with pytest.raises(ConfigurationError):
@@ -446,6 +424,36 @@ async def test_async_search_uses_the_async_client_when_there_is_one(client: Any)
     sync = pipeline.search(QUERY)
     asyn = await pipeline.asearch(QUERY)
     assert calls == ["docs"] * 4  # dense, sparse, fusion traces + the nested query
+    assert [h.point_id for h in asyn] == [h.point_id for h in sync]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "query"),
+    [
+        ({}, QUERY),
+        ({"trace": False}, QUERY),
+        ({"reranker": OverlapReranker(), "top_n": 2}, QUERY),
+        ({"reranker": OverlapReranker(), "min_score": 0.99}, QUERY),
+        ({}, "what is the"),  # no BM25 term: the sparse prefetch is skipped
+        ({"dense": None, "multivector": None}, "what is the"),  # nothing runs at all
+    ],
+)
+async def test_async_search_records_what_sync_search_records(
+    ingested: QdrantMultiStage, client: Any, overrides: dict[str, Any], query: str
+) -> None:
+    pipeline = make(client, **overrides)
+    sync = pipeline.search(query)
+    asyn = await pipeline.asearch(query)
+    assert (asyn.stages_run, asyn.observed, asyn.traced) == (
+        sync.stages_run,
+        sync.observed,
+        sync.traced,
+    )
+    assert list(asyn.timings) == list(sync.timings)
+    assert {k: [p for p, _ in v] for k, v in asyn.stage_lists.items()} == {
+        k: [p for p, _ in v] for k, v in sync.stage_lists.items()
+    }
+    assert (asyn.empty_reason, asyn.candidates) == (sync.empty_reason, sync.candidates)
     assert [h.point_id for h in asyn] == [h.point_id for h in sync]
 
 

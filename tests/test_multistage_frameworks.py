@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import doctest
 import importlib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,10 +20,15 @@ from rerankit.langchain import MultiStageDocuments
 from rerankit.langchain import QdrantMultiStageRetriever as LCRetriever
 from rerankit.llama_index import MultiStageNodes
 from rerankit.llama_index import QdrantMultiStageRetriever as LIRetriever
-from rerankit.multistage import MissingVectorFieldError, MultivectorStage, QdrantMultiStage
+from rerankit.multistage import (
+    MissingVectorFieldError,
+    MultiStageResults,
+    MultivectorStage,
+    QdrantMultiStage,
+)
 from rerankit.qdrant import open_client, point_id
 
-from ._fixtures import OverlapReranker
+from ._fixtures import OverlapReranker, RetrieverSuiteSettings
 from .test_multistage import DOCS, QUERY, HashTokens, make
 
 STAGES = ["dense", "sparse", "fusion", "multivector", "rerank"]
@@ -42,13 +46,6 @@ def li_nodes() -> list[TextNode]:
         TextNode(id_=doc_id, text=text, metadata={"source": doc_id, "n": i})
         for i, (doc_id, text) in enumerate(DOCS)
     ]
-
-
-@pytest.fixture
-def client() -> Iterator[Any]:
-    client = open_client(path=":memory:")
-    yield client
-    client.close()
 
 
 @pytest.fixture
@@ -130,7 +127,7 @@ def test_langchain_missing_field_is_named(client: Any) -> None:
     assert info.value.field == "late"
 
 
-class TestQdrantMultiStageRetrieverStandard(RetrieversIntegrationTests):
+class TestQdrantMultiStageRetrieverStandard(RetrieverSuiteSettings, RetrieversIntegrationTests):
     """LangChain's standard retriever suite."""
 
     @property
@@ -142,14 +139,6 @@ class TestQdrantMultiStageRetrieverStandard(RetrieversIntegrationTests):
         pipeline = make(open_client(path=":memory:"), reranker=OverlapReranker())
         pipeline.ingest([d.page_content for d in lc_docs()], show_progress=False)
         return {"pipeline": pipeline}
-
-    @property
-    def retriever_query_example(self) -> str:
-        return "which database stores vectors"
-
-    @property
-    def num_results_arg_name(self) -> str:
-        return "top_n"
 
 
 # -- LlamaIndex ----------------------------------------------------------------------------------
@@ -241,3 +230,20 @@ def test_both_frameworks_agree(pipeline: QdrantMultiStage) -> None:
 def test_docstring_examples_run(module: str) -> None:
     failures, _ = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert failures == 0
+
+
+def test_result_lists_keep_their_arguments_and_carry_the_results() -> None:
+    results = MultiStageResults(
+        [],
+        query="q",
+        stages_run=("dense",),
+        observed=("dense",),
+        timings={},
+        empty_reason="no point matched",
+    )
+    docs = MultiStageDocuments(documents=[LCDocument(page_content="x")], results=results)
+    nodes = MultiStageNodes(nodes=[], results=results)
+    assert isinstance(docs, list) and [d.page_content for d in docs] == ["x"]
+    assert docs.results is results and docs.empty_reason == "no point matched"
+    assert isinstance(nodes, list) and nodes == []
+    assert nodes.results is results and nodes.empty_reason == "no point matched"

@@ -34,6 +34,8 @@ from rerankit import (
 )
 from rerankit.calibration import calibrate
 
+from . import _fixtures
+
 SETTINGS = settings(
     max_examples=150,
     deadline=None,
@@ -219,14 +221,7 @@ def freeze(docs: Sequence[str | Candidate]) -> list[Any]:
 
 
 def snapshot(results: RerankResults) -> tuple[Any, ...]:
-    return (
-        [(r.index, r.score, r.raw_score, r.rank, r.candidate, r.truncated, r.windows)
-         for r in results],
-        results.dropped,
-        dict(results.duplicates),
-        results.empty_reason,
-        results.truncated,
-    )
+    return _fixtures.snapshot(results, source=False)
 
 
 def run_sync(s: Scenario, reranker: Fake | None = None) -> RerankResults:

@@ -6,18 +6,25 @@ type. Subclasses say what went wrong; messages name the offending input by index
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "BackendError",
     "CalibrationError",
+    "CollectionNotFoundError",
     "ConfigurationError",
+    "DatasetError",
     "EmptyQueryError",
     "InvalidDocumentError",
     "InvalidQueryError",
     "MissingDependencyError",
+    "MissingVectorFieldError",
     "RerankError",
     "RerankWarning",
     "TruncationWarning",
     "UnknownBackendError",
+    "VectorFieldError",
+    "VectorFieldMismatchError",
 ]
 
 
@@ -70,6 +77,85 @@ class MissingDependencyError(RerankError, ImportError):
 
 class BackendError(RerankError, RuntimeError):
     """A backend failed to score (model error, remote failure, malformed answer)."""
+
+
+class DatasetError(ConfigurationError):
+    """An evaluation input (dataset folder, run file, qrels) is missing or malformed.
+
+    The message names the file and, for a malformed line, its line number.
+    """
+
+
+# -- multi-stage retrieval (rerankit.multistage): each names the collection and the field ---------
+
+
+class CollectionNotFoundError(ConfigurationError):
+    """The Qdrant collection does not exist (ingest documents first).
+
+    Example:
+        >>> from rerankit.errors import CollectionNotFoundError
+        >>> err = CollectionNotFoundError("docs")
+        >>> err.collection, str(err)
+        ('docs', "Qdrant collection 'docs' does not exist: ingest documents into it first")
+    """
+
+    def __init__(self, collection: str) -> None:
+        super().__init__(
+            f"Qdrant collection {collection!r} does not exist: ingest documents into it first"
+        )
+        self.collection = collection
+
+
+class VectorFieldError(ConfigurationError):
+    """A vector field the configuration needs is absent or unusable.
+
+    ``field`` is the vector name, ``kind`` what the stage needs (``"dense"``, ``"sparse"`` or
+    ``"multivector"``) and ``collection`` the collection.
+    """
+
+    def __init__(self, message: str, *, collection: str, field: str, kind: str) -> None:
+        super().__init__(message)
+        self.collection = collection
+        self.field = field
+        self.kind = kind
+
+
+class MissingVectorFieldError(VectorFieldError):
+    """The collection has no vector field of the configured name and kind.
+
+    ``available`` lists the fields the collection has, as ``name (kind)``.
+
+    Example:
+        >>> from rerankit.errors import MissingVectorFieldError
+        >>> err = MissingVectorFieldError(collection="docs", field="colbert", kind="multivector",
+        ...                               available=["dense (dense)"])
+        >>> err.field
+        'colbert'
+        >>> print(err)  # doctest: +NORMALIZE_WHITESPACE
+        Qdrant collection 'docs' has no multivector field 'colbert' (it has: dense (dense));
+        ingest with this configuration into a new collection, or pass recreate=True
+    """
+
+    def __init__(
+        self, *, collection: str, field: str, kind: str, available: Sequence[str] = ()
+    ) -> None:
+        have = ", ".join(available) if available else "no vector fields"
+        super().__init__(
+            f"Qdrant collection {collection!r} has no {kind} field {field!r} "
+            f"(it has: {have}); ingest with this configuration into a new collection, "
+            "or pass recreate=True",
+            collection=collection,
+            field=field,
+            kind=kind,
+        )
+        self.available = tuple(available)
+
+
+class VectorFieldMismatchError(VectorFieldError):
+    """The field exists but does not fit the stage (wrong kind, size, comparator or modifier)."""
+
+
+# -- warnings -------------------------------------------------------------------------------------
 
 
 class RerankWarning(UserWarning):

@@ -12,22 +12,16 @@ Nothing is copied or converted: the folder is read where it is.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from rerankit.errors import ConfigurationError
+from rerankit.errors import ConfigurationError, DatasetError
 
+# DatasetError lives in rerankit.errors (the one hierarchy); re-exported here as before.
 __all__ = ["BeirDataset", "BeirDocument", "DatasetError", "load_beir", "read_qrels"]
-
-
-class DatasetError(ConfigurationError):
-    """An evaluation input (dataset folder, run file, qrels) is missing or malformed.
-
-    The message names the file and, for a malformed line, its line number.
-    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,16 +115,25 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     except OSError as exc:
         raise DatasetError(f"cannot read {path}: {exc}") from exc
     with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as exc:
-                raise DatasetError(f"{path}:{number}: not valid JSON ({exc})") from None
-            if not isinstance(record, dict):
-                raise DatasetError(f"{path}:{number}: expected a JSON object")
-            yield number, record
+        yield from json_lines(handle, path)
+
+
+def json_lines(lines: Iterable[str], path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The JSON object of each non-blank line of ``path``, with its 1-based line number.
+
+    Raises:
+        DatasetError: a line is not valid JSON or not an object (the message says ``path:line``).
+    """
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise DatasetError(f"{path}:{number}: not valid JSON ({exc})") from None
+        if not isinstance(record, dict):
+            raise DatasetError(f"{path}:{number}: expected a JSON object")
+        yield number, record
 
 
 def _field(record: Mapping[str, Any], key: str, path: Path, number: int) -> str:

@@ -52,24 +52,19 @@ def plot_report(report: EvalReport, path: str | Path, *, dpi: int = 110) -> Path
         if hist is not None:
             centres = [(a + b) / 2 for a, b in zip(hist.edges, hist.edges[1:], strict=False)]
             width = hist.edges[1] - hist.edges[0] if len(hist.edges) > 1 else 0.05
-            total_rel = max(1, sum(hist.relevant))
-            total_other = max(1, sum(hist.other))
-            right.bar(
-                centres,
-                [c / total_other for c in hist.other],
-                width=width,
-                alpha=0.55,
-                label=f"other ({sum(hist.other)})",
-                color="#8d99ae",
-            )
-            right.bar(
-                centres,
-                [c / total_rel for c in hist.relevant],
-                width=width,
-                alpha=0.55,
-                label=f"relevant ({sum(hist.relevant)})",
-                color="#2a9d8f",
-            )
+            for label, counts, colour in (
+                ("other", hist.other, "#8d99ae"),
+                ("relevant", hist.relevant, "#2a9d8f"),
+            ):
+                total = max(1, sum(counts))
+                right.bar(
+                    centres,
+                    [c / total for c in counts],
+                    width=width,
+                    alpha=0.55,
+                    label=f"{label} ({sum(counts)})",
+                    color=colour,
+                )
             right.legend(fontsize=7)
         right.set_title(f"{system.name}\ncalibrated scores", fontsize=8)
         right.set_xlabel("score", fontsize=8)

@@ -10,9 +10,9 @@ from pathlib import Path
 from rerankit.annotate import RETRIEVAL_SCORE_KEY
 from rerankit.backends._sentence import default_model
 from rerankit.base import Reranker
-from rerankit.errors import ConfigurationError, TruncationWarning
+from rerankit.errors import ConfigurationError, DatasetError, TruncationWarning
 from rerankit.eval._progress import iterate
-from rerankit.eval.beir import BeirDataset, DatasetError
+from rerankit.eval.beir import BeirDataset
 from rerankit.eval.cache import EmbeddingCache
 from rerankit.eval.metrics import PRIMARY, Evaluator, compare, default_measures
 from rerankit.eval.report import EvalReport, ScoreHistogram, SystemResult, environment

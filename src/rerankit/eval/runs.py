@@ -10,7 +10,6 @@ Two input forms are read:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -18,8 +17,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-from rerankit.errors import ConfigurationError
-from rerankit.eval.beir import DatasetError
+from rerankit.errors import ConfigurationError, DatasetError
+from rerankit.eval.beir import json_lines
 
 __all__ = ["Run", "RunEntry", "read_run"]
 
@@ -204,16 +203,8 @@ def _read_trec(path: Path, lines: list[str]) -> Run:
 def _read_jsonl(path: Path, lines: list[str]) -> Run:
     rows: dict[str, list[tuple[float, float, str]]] = {}
     texts: dict[str, str] = {}
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, record in json_lines(lines, path):
         where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            raise DatasetError(f"{where}: not valid JSON ({exc})") from None
-        if not isinstance(record, dict):
-            raise DatasetError(f"{where}: expected a JSON object")
         qid = record.get("query_id")
         candidates = record.get("candidates")
         if isinstance(qid, bool) or not isinstance(qid, str | int):

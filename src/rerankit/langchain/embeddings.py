@@ -14,6 +14,7 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 
 from rerankit._deps import require
+from rerankit._embed_rows import embed_rows
 
 require(
     "langchain_qdrant",
@@ -104,16 +105,7 @@ class SentenceTransformerEmbeddings(Embeddings):
     def _encode(self, texts: Sequence[str]) -> list[list[float]]:
         if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
             raise ConfigurationError("texts must be a list of str")
-        if not texts:
-            return []
-        vectors = self._load().encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=self.normalize,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return [[float(x) for x in row] for row in vectors]
+        return embed_rows(self._load, texts, batch_size=self.batch_size, normalize=self.normalize)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents (with ``document_prompt`` prepended)."""

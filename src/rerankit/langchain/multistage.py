@@ -17,6 +17,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
+from rerankit._results_list import ResultsList
 from rerankit.errors import ConfigurationError
 from rerankit.multistage import IngestReport, MultiStageResults, QdrantMultiStage
 from rerankit.types import Candidate
@@ -26,19 +27,13 @@ __all__ = ["MultiStageDocuments", "QdrantMultiStageRetriever"]
 _CALL_KWARGS = frozenset({"top_n", "min_score", "query_filter"})
 
 
-class MultiStageDocuments(list[Document]):
+class MultiStageDocuments(ResultsList[Document, MultiStageResults]):
     """Retrieved documents, best first: a plain list that also carries the core's
     :class:`~rerankit.multistage.MultiStageResults` (``.results``: per-stage timings, what the
     threshold dropped) and ``.empty_reason``."""
 
     def __init__(self, documents: Sequence[Document], results: MultiStageResults) -> None:
-        super().__init__(documents)
-        self.results = results
-
-    @property
-    def empty_reason(self) -> str | None:
-        """Why nothing was returned, or ``None``."""
-        return self.results.empty_reason
+        super().__init__(documents, results)
 
 
 def to_document(results: MultiStageResults, index: int) -> Document:

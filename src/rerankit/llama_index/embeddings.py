@@ -13,6 +13,7 @@ from typing import Any
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
 from llama_index.core.embeddings import BaseEmbedding
 
+from rerankit._embed_rows import embed_rows
 from rerankit._torch import DTYPES
 from rerankit.backends._sentence import default_model, load_sentence_transformer
 from rerankit.errors import ConfigurationError
@@ -82,16 +83,9 @@ class SentenceTransformerEmbedding(BaseEmbedding):
         return self._encoder
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
-        if not texts:
-            return []
-        vectors = self._model().encode(
-            texts,
-            batch_size=self.embed_batch_size,
-            normalize_embeddings=self.normalize,
-            convert_to_numpy=True,
-            show_progress_bar=False,
+        return embed_rows(
+            self._model, texts, batch_size=self.embed_batch_size, normalize=self.normalize
         )
-        return [[float(x) for x in row] for row in vectors]
 
     def _get_query_embedding(self, query: str) -> list[float]:
         return self._encode([self.query_prompt + query])[0]

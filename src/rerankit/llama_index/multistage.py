@@ -19,6 +19,7 @@ from llama_index.core.schema import (
     TextNode,
 )
 
+from rerankit._results_list import ResultsList
 from rerankit.annotate import RELEVANCE_SCORE_KEY, RERANK_KEY
 from rerankit.errors import ConfigurationError
 from rerankit.multistage import (
@@ -46,19 +47,13 @@ HIDDEN_KEYS = (
 """Metadata keys kept out of the text LLMs and embedders see."""
 
 
-class MultiStageNodes(list[NodeWithScore]):
+class MultiStageNodes(ResultsList[NodeWithScore, MultiStageResults]):
     """Retrieved nodes, best first: a plain list that also carries the core's
     :class:`~rerankit.multistage.MultiStageResults` (``.results``: per-stage timings, what the
     threshold dropped) and ``.empty_reason``."""
 
     def __init__(self, nodes: Sequence[NodeWithScore], results: MultiStageResults) -> None:
-        super().__init__(nodes)
-        self.results = results
-
-    @property
-    def empty_reason(self) -> str | None:
-        """Why nothing was returned, or ``None``."""
-        return self.results.empty_reason
+        super().__init__(nodes, results)
 
 
 def to_node(results: MultiStageResults, index: int) -> NodeWithScore:

@@ -23,16 +23,16 @@ Example:
     >>> ms.close()
 """
 
-from rerankit.multistage.encoders import (
-    DenseEncoder,
-    MultivectorEncoder,
-    SentenceTransformerEncoder,
-)
-from rerankit.multistage.errors import (
+from rerankit.errors import (
     CollectionNotFoundError,
     MissingVectorFieldError,
     VectorFieldError,
     VectorFieldMismatchError,
+)
+from rerankit.multistage.encoders import (
+    DenseEncoder,
+    MultivectorEncoder,
+    SentenceTransformerEncoder,
 )
 from rerankit.multistage.pipeline import METADATA_KEY, QdrantMultiStage
 from rerankit.multistage.report import LatencySummary, StageLatency, render_results

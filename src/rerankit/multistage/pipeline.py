@@ -11,24 +11,25 @@ import asyncio
 import inspect
 import threading
 import time
-from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 
 from rerankit.base import Reranker
 from rerankit.candidates import validate_query
-from rerankit.errors import ConfigurationError, InvalidDocumentError
+from rerankit.errors import (
+    CollectionNotFoundError,
+    ConfigurationError,
+    InvalidDocumentError,
+    MissingVectorFieldError,
+    VectorFieldMismatchError,
+)
+from rerankit.multistage._search import Plan, QueryVectors, SearchRun
 from rerankit.multistage.encoders import (
     DenseEncoder,
     MultivectorEncoder,
     SentenceTransformerEncoder,
-)
-from rerankit.multistage.errors import (
-    CollectionNotFoundError,
-    MissingVectorFieldError,
-    VectorFieldMismatchError,
 )
 from rerankit.multistage.results import (
     DOC_ID_KEY,
@@ -72,23 +73,6 @@ METADATA_KEY = "rerankit"
 _DEFAULT_FUSION = FusionStage()
 _DEFAULT_DENSE = DenseStage()
 _DEFAULT_SPARSE = SparseStage()
-
-
-@dataclass(frozen=True)
-class _QueryVectors:
-    dense: list[float] | None
-    sparse: Any  # models.SparseVector, or None when the query has no BM25 term
-    tokens: list[list[float]] | None
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """The Qdrant queries of one search: one per stage, each ending at that stage."""
-
-    requests: dict[str, dict[str, Any]]
-    """Stage -> ``query_points`` keyword arguments (the query ending at that stage)."""
-    skipped: frozenset[str]
-    """Stages with nothing to run (a sparse prefetch for a query with no BM25 term)."""
 
 
 def _ms(start: float) -> float:
@@ -532,20 +516,31 @@ class QdrantMultiStage:
         assert config is not None
         return config.vector_name
 
+    def _embed(
+        self,
+        both: Callable[[SentenceTransformerEncoder], tuple[Any, Any]],
+        dense: Callable[[DenseEncoder], Any],
+        tokens: Callable[[MultivectorEncoder], Any],
+    ) -> tuple[Any, Any]:
+        """Dense and token embeddings (``None`` for a stage that is off): ``both`` in one
+        forward pass when one sentence-transformers encoder serves both stages, else each
+        stage's encoder on its own."""
+        shared = _shared_encoder(self.dense_encoder, self.multivector_encoder)
+        if shared is not None:
+            return both(shared)
+        return (
+            None if self.dense_encoder is None else dense(self.dense_encoder),
+            None if self.multivector_encoder is None else tokens(self.multivector_encoder),
+        )
+
     def _encode_documents(
         self, texts: list[str]
     ) -> tuple[list[list[float]] | None, list[list[list[float]]] | None]:
-        dense_encoder, mv_encoder = self.dense_encoder, self.multivector_encoder
-        dense: Any = None
-        tokens: Any = None
-        shared = _shared_encoder(dense_encoder, mv_encoder)
-        if shared is not None:
-            dense, tokens = shared.embed_documents_with_tokens(texts)
-        else:
-            if dense_encoder is not None:
-                dense = dense_encoder.embed_documents(texts)
-            if mv_encoder is not None:
-                tokens = mv_encoder.embed_document_tokens(texts)
+        dense, tokens = self._embed(
+            lambda encoder: encoder.embed_documents_with_tokens(texts),
+            lambda encoder: encoder.embed_documents(texts),
+            lambda encoder: encoder.embed_document_tokens(texts),
+        )
         dense_rows = None if dense is None else [_vector(v) for v in dense]
         token_rows = None if tokens is None else [_matrix(m) for m in tokens]
         for name, rows in (("dense", dense_rows), ("multivector", token_rows)):
@@ -637,25 +632,19 @@ class QdrantMultiStage:
             raise ConfigurationError("min_score needs a reranker; without one only top_n applies")
         return policy
 
-    def _encode_query(self, query: str) -> _QueryVectors:
-        dense_encoder, mv_encoder = self.dense_encoder, self.multivector_encoder
-        dense: Any = None
-        tokens: Any = None
-        shared = _shared_encoder(dense_encoder, mv_encoder)
-        if shared is not None:
-            dense, tokens = shared.embed_query_with_tokens(query)
-        else:
-            if dense_encoder is not None:
-                dense = dense_encoder.embed_query(query)
-            if mv_encoder is not None:
-                tokens = mv_encoder.embed_query_tokens(query)
+    def _encode_query(self, query: str) -> QueryVectors:
+        dense, tokens = self._embed(
+            lambda encoder: encoder.embed_query_with_tokens(query),
+            lambda encoder: encoder.embed_query(query),
+            lambda encoder: encoder.embed_query_tokens(query),
+        )
         sparse = None
         if self.sparse is not None:
             # Query weights do not depend on the corpus statistics: 1 per distinct term.
             sv = BM25Encoder(k1=self.sparse.k1, b=self.sparse.b).encode_query(query)
             if sv.indices:
                 sparse = qdrant_models().SparseVector(indices=sv.indices, values=sv.values)
-        vectors = _QueryVectors(
+        vectors = QueryVectors(
             dense=None if dense is None else _vector(dense),
             sparse=sparse,
             tokens=None if tokens is None else _matrix(tokens),
@@ -666,7 +655,7 @@ class QdrantMultiStage:
             self._check_size(MULTIVECTOR, self.multivector.vector_name, len(vectors.tokens[0]))
         return vectors
 
-    def _plan(self, vectors: _QueryVectors, query_filter: Any) -> _Plan:
+    def _plan(self, vectors: QueryVectors, query_filter: Any) -> Plan:
         models = qdrant_models()
         requests: dict[str, dict[str, Any]] = {}
         skipped: set[str] = set()
@@ -713,7 +702,7 @@ class QdrantMultiStage:
         if query_filter is not None:
             for request in requests.values():
                 request["query_filter"] = query_filter
-        return _Plan(requests=requests, skipped=frozenset(skipped))
+        return Plan(requests=requests, skipped=frozenset(skipped))
 
     def search(
         self,
@@ -737,40 +726,20 @@ class QdrantMultiStage:
         query = validate_query(query)
         policy = self._resolve_policy(top_n, min_score)
         self._schema()
-        timings: dict[str, float] = {}
         t = time.perf_counter()
         vectors = self._encode_query(query)
-        timings[ENCODE] = _ms(t)
-        plan = self._plan(vectors, query_filter)
-        observed: dict[str, list[tuple[str, float]]] = {}
-        final = self._final_stage(plan)
-        if self.trace:
-            for stage in self.qdrant_stages:
-                if stage == final or stage not in plan.requests:
-                    continue
-                t = time.perf_counter()
-                response = self.client.query_points(
-                    self.collection, **plan.requests[stage], with_payload=False
-                )
-                timings[stage] = _ms(t)
-                observed[stage] = [(str(p.id), float(p.score)) for p in response.points]
-        points: list[Any] = []
-        if final is not None:
+        run = self._start(query, policy, started, vectors, query_filter, encode_ms=_ms(t))
+        for stage, request, with_payload in run.calls():
             t = time.perf_counter()
             response = self.client.query_points(
-                self.collection, **plan.requests[final], with_payload=True
+                self.collection, **request, with_payload=with_payload
             )
-            timings[final] = _ms(t)
-            points = list(response.points)
-            observed[final] = [(str(p.id), float(p.score)) for p in points]
-        rerank_results = None
-        if self.reranker is not None and points:
+            run.record(stage, response.points, _ms(t))
+        if self.reranker is not None and run.points:
             t = time.perf_counter()
-            rerank_results = self.reranker.rerank(query, self._candidates(points), policy=policy)
-            timings[RERANK] = _ms(t)
-        return self._results(
-            query, plan, final, points, observed, rerank_results, policy, timings, started
-        )
+            reranked = self.reranker.rerank(query, self._candidates(run.points), policy=policy)
+            run.reranked(reranked, _ms(t))
+        return self._results(run)
 
     async def asearch(
         self,
@@ -791,54 +760,55 @@ class QdrantMultiStage:
         aclient = self._async_client()
         if self._sizes is None:
             await asyncio.to_thread(self._schema)
-        timings: dict[str, float] = {}
         t = time.perf_counter()
         vectors = await asyncio.to_thread(self._encode_query, query)
-        timings[ENCODE] = _ms(t)
-        plan = self._plan(vectors, query_filter)
-
-        def query_points(request: dict[str, Any], with_payload: bool) -> Awaitable[Any]:
+        run = self._start(query, policy, started, vectors, query_filter, encode_ms=_ms(t))
+        for stage, request, with_payload in run.calls():
+            t = time.perf_counter()
             if aclient is not None:
-                return aclient.query_points(  # type: ignore[no-any-return]
+                response = await aclient.query_points(
                     self.collection, **request, with_payload=with_payload
                 )
-            return asyncio.to_thread(
-                self.client.query_points, self.collection, **request, with_payload=with_payload
+            else:
+                response = await asyncio.to_thread(
+                    self.client.query_points, self.collection, **request, with_payload=with_payload
+                )
+            run.record(stage, response.points, _ms(t))
+        if self.reranker is not None and run.points:
+            t = time.perf_counter()
+            reranked = await self.reranker.arerank(
+                query, self._candidates(run.points), policy=policy
             )
+            run.reranked(reranked, _ms(t))
+        return self._results(run)
 
-        observed: dict[str, list[tuple[str, float]]] = {}
-        final = self._final_stage(plan)
-        if self.trace:
-            for stage in self.qdrant_stages:
-                if stage == final or stage not in plan.requests:
-                    continue
-                t = time.perf_counter()
-                response = await query_points(plan.requests[stage], False)
-                timings[stage] = _ms(t)
-                observed[stage] = [(str(p.id), float(p.score)) for p in response.points]
-        points: list[Any] = []
-        if final is not None:
-            t = time.perf_counter()
-            response = await query_points(plan.requests[final], True)
-            timings[final] = _ms(t)
-            points = list(response.points)
-            observed[final] = [(str(p.id), float(p.score)) for p in points]
-        rerank_results = None
-        if self.reranker is not None and points:
-            t = time.perf_counter()
-            rerank_results = await self.reranker.arerank(
-                query, self._candidates(points), policy=policy
-            )
-            timings[RERANK] = _ms(t)
-        return self._results(
-            query, plan, final, points, observed, rerank_results, policy, timings, started
+    def _start(
+        self,
+        query: str,
+        policy: ThresholdPolicy,
+        started: float,
+        vectors: QueryVectors,
+        query_filter: Any,
+        *,
+        encode_ms: float,
+    ) -> SearchRun:
+        """The run of one search once its query is encoded: the plan and the calls to make."""
+        plan = self._plan(vectors, query_filter)
+        final = next((s for s in reversed(self.qdrant_stages) if s in plan.requests), None)
+        traced = (
+            tuple(s for s in self.qdrant_stages if s != final and s in plan.requests)
+            if self.trace
+            else ()
         )
-
-    def _final_stage(self, plan: _Plan) -> str | None:
-        for stage in reversed(self.qdrant_stages):
-            if stage in plan.requests:
-                return stage
-        return None
+        return SearchRun(
+            query=query,
+            policy=policy,
+            started=started,
+            plan=plan,
+            final=final,
+            traced=traced,
+            timings={ENCODE: encode_ms},
+        )
 
     def _payload_parts(self, point: Any) -> tuple[str, str | None, dict[str, Any]]:
         payload = point.payload or {}
@@ -863,19 +833,10 @@ class QdrantMultiStage:
             out.append(Candidate(text, id=str(point.id), metadata=metadata))
         return out
 
-    def _results(
-        self,
-        query: str,
-        plan: _Plan,
-        final: str | None,
-        points: list[Any],
-        observed: dict[str, list[tuple[str, float]]],
-        rerank_results: Any,
-        policy: ThresholdPolicy,
-        timings: dict[str, float],
-        started: float,
-    ) -> MultiStageResults:
-        for stage in plan.skipped:
+    def _results(self, run: SearchRun) -> MultiStageResults:
+        observed, points, final = run.observed, run.points, run.final
+        rerank_results, timings = run.rerank_results, run.timings
+        for stage in run.plan.skipped:
             # Nothing to run (no BM25 term in the query): an empty list, observed.
             observed.setdefault(stage, [])
         places = {
@@ -919,7 +880,7 @@ class QdrantMultiStage:
                 )
             empty_reason = rerank_results.empty_reason
         else:
-            keep = points if policy.top_n is None else points[: policy.top_n]
+            keep = points if run.policy.top_n is None else points[: run.policy.top_n]
             for rank, point in enumerate(keep):
                 text, doc_id, metadata = self._payload_parts(point)
                 hits.append(
@@ -940,11 +901,11 @@ class QdrantMultiStage:
             + (timings.get(final, 0.0) if final is not None else 0.0)
             + timings.get(RERANK, 0.0)
         )
-        timings["total"] = _ms(started)
+        timings["total"] = _ms(run.started)
         observed_stages = [*order, *([RERANK] if rerank_results is not None else [])]
         return MultiStageResults(
             hits,
-            query=query,
+            query=run.query,
             stages_run=self.stages,
             observed=observed_stages,
             timings=timings,

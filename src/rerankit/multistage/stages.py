@@ -62,6 +62,13 @@ def _check_distance(owner: str, distance: object) -> None:
         raise ConfigurationError(f"{owner}.distance must be one of {_DISTANCES}, got {distance!r}")
 
 
+def _check_encoder(owner: str, encoder: object, protocol: type, methods: str) -> None:
+    if encoder is not None and not isinstance(encoder, protocol):
+        raise ConfigurationError(
+            f"{owner}.encoder must have {methods}, got {type(encoder).__name__}"
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class DenseStage:
     """Prefetch by a dense vector.
@@ -85,11 +92,9 @@ class DenseStage:
         _check_limit("DenseStage", self.limit)
         _check_name("DenseStage", self.vector_name)
         _check_distance("DenseStage", self.distance)
-        if self.encoder is not None and not isinstance(self.encoder, DenseEncoder):
-            raise ConfigurationError(
-                "DenseStage.encoder must have embed_documents() and embed_query(), got "
-                f"{type(self.encoder).__name__}"
-            )
+        _check_encoder(
+            "DenseStage", self.encoder, DenseEncoder, "embed_documents() and embed_query()"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,8 +186,9 @@ class MultivectorStage:
         _check_limit("MultivectorStage", self.limit)
         _check_name("MultivectorStage", self.vector_name)
         _check_distance("MultivectorStage", self.distance)
-        if self.encoder is not None and not isinstance(self.encoder, MultivectorEncoder):
-            raise ConfigurationError(
-                "MultivectorStage.encoder must have embed_document_tokens() and "
-                f"embed_query_tokens(), got {type(self.encoder).__name__}"
-            )
+        _check_encoder(
+            "MultivectorStage",
+            self.encoder,
+            MultivectorEncoder,
+            "embed_document_tokens() and embed_query_tokens()",
+        )
