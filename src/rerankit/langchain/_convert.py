@@ -7,24 +7,19 @@ from typing import Any
 
 from langchain_core.documents import Document
 
+from rerankit._results_list import ResultsList
 from rerankit.annotate import RELEVANCE_SCORE_KEY, RERANK_KEY, rerank_block
 from rerankit.registry import from_spec
 from rerankit.types import Candidate, RerankResults
 
 
-class RerankedDocuments(list[Document]):
+class RerankedDocuments(ResultsList[Document, RerankResults]):
     """Reranked documents, best first: a plain list that also carries the
     :class:`~rerankit.RerankResults` (``.results``), so a chain can see what the threshold
     dropped and why the list is empty (``.empty_reason``)."""
 
     def __init__(self, documents: Sequence[Document], results: RerankResults) -> None:
-        super().__init__(documents)
-        self.results = results
-
-    @property
-    def empty_reason(self) -> str | None:
-        """Why nothing passed, or ``None``."""
-        return self.results.empty_reason
+        super().__init__(documents, results)
 
 
 def to_candidates(documents: Sequence[Document]) -> list[Candidate]:

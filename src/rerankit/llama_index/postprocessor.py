@@ -12,6 +12,7 @@ from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRan
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
+from rerankit._results_list import ResultsList
 from rerankit.annotate import RERANK_KEY, RETRIEVAL_SCORE_KEY, rerank_block
 from rerankit.base import Reranker
 from rerankit.errors import ConfigurationError
@@ -30,7 +31,7 @@ def _with_unique(keys: list[str], extra: tuple[str, ...]) -> list[str]:
     return [*keys, *(k for k in extra if k not in keys)]
 
 
-class RerankedNodes(list[NodeWithScore]):
+class RerankedNodes(ResultsList[NodeWithScore, RerankResults]):
     """Reranked nodes, best first: a plain list that also carries the
     :class:`~rerankit.RerankResults` (``.results``), so a query engine can see what the
     threshold dropped and why the list is empty (``.empty_reason``).
@@ -44,13 +45,7 @@ class RerankedNodes(list[NodeWithScore]):
     """
 
     def __init__(self, nodes: Sequence[NodeWithScore], results: RerankResults) -> None:
-        super().__init__(nodes)
-        self.results = results
-
-    @property
-    def empty_reason(self) -> str | None:
-        """Why nothing passed, or ``None``."""
-        return self.results.empty_reason
+        super().__init__(nodes, results)
 
 
 class RerankPostprocessor(BaseNodePostprocessor):
