@@ -394,3 +394,54 @@ def test_mutable_state_does_not_enter_the_key() -> None:
     before = score_fingerprint(inner)
     inner.rerank("q", TEXTS[:2])  # appends to inner.scored
     assert score_fingerprint(inner) == before
+
+
+def test_pointwise_is_read_from_the_declaration() -> None:
+    from rerankit.backends._local import LocalReranker
+
+    class LocalLength(LocalReranker):
+        """A custom local backend: pointwise because every local reranker is."""
+
+        def __init__(self) -> None:
+            super().__init__(
+                model="some/model",
+                device="cpu",
+                batch_size=8,
+                max_length=None,
+                dtype="float32",
+                long_documents="truncate",
+                window_overlap=0,
+                trust_remote_code=False,
+                calibration=None,
+                dedupe=True,
+            )
+
+        def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+            return ScoreBatch([len(t) / 100 for t in texts])
+
+    class ByMode(OverlapReranker):
+        """Declares pointwise from an option, as a property."""
+
+        def __init__(self, mode: str) -> None:
+            super().__init__()
+            self.listwise = mode == "listwise"
+
+        @property
+        def pointwise(self) -> bool | None:
+            return not self.listwise
+
+    class ModeOnly(OverlapReranker):
+        """No declaration, only an LLM-style ``mode``."""
+
+        def __init__(self, mode: str) -> None:
+            super().__init__()
+            self.mode = mode
+
+    assert CachedReranker(reranker=LocalLength()).rerank("q", ["ab", "abc"])[0].index == 1
+    assert CachedReranker(reranker=ByMode("pointwise")).backend == "overlap"
+    with pytest.raises(ConfigurationError, match="not pointwise"):
+        CachedReranker(reranker=ByMode("listwise"))
+    assert CachedReranker(reranker=ModeOnly("pointwise")).backend == "overlap"
+    with pytest.raises(ConfigurationError, match="not pointwise"):
+        CachedReranker(reranker=ModeOnly("listwise"))
+    assert CachedReranker(reranker=CrossEncoderReranker(model="m")).backend == "cross-encoder"

@@ -10,6 +10,7 @@ import math
 import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -749,3 +750,111 @@ async def test_native_async_scorer_is_used_by_arerank() -> None:
     assert [r.index for r in results] == [1, 3]
     assert AsyncFake.async_calls == 1
     assert reranker.calls == []  # the sync hook was not used
+
+
+# -- steps of the flow that rerankers built on other rerankers override ----------------------------
+
+
+class PreparedScorer(FakeReranker):
+    """Scores from the validated candidates (ids included), as a fusion reranker does."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.seen: list[tuple[str, list[int], dict[int, int], list[Candidate]]] = []
+
+    def _by_id(self, query: str, prepared: object) -> ScoreBatch:
+        from rerankit.candidates import Prepared
+
+        assert isinstance(prepared, Prepared)
+        self.seen.append(
+            (query, list(prepared.unique), dict(prepared.duplicates), prepared.candidates)
+        )
+        return ScoreBatch([float(len(prepared.candidates[i].id or "")) for i in prepared.unique])
+
+    def _score_prepared(self, query: str, prepared: Any) -> ScoreBatch:
+        return self._by_id(query, prepared)
+
+    async def _ascore_prepared(self, query: str, prepared: Any) -> ScoreBatch:
+        return self._by_id(query, prepared)
+
+
+async def test_score_prepared_hook_sees_validated_candidates_and_results_are_finished() -> None:
+    docs = [
+        Candidate("x", id="b"),
+        Candidate("y", id="dddd"),
+        "plain",
+        Candidate("z", id="b"),
+        Candidate("w", id="cc"),
+    ]
+    reranker = PreparedScorer(calibration=Linear(low=0.0, high=4.0))
+    for results in (
+        reranker.rerank("q", docs, top_n=2),
+        await reranker.arerank("q", docs, top_n=2),
+    ):
+        assert [r.index for r in results] == [1, 4]
+        assert [r.raw_score for r in results] == [4.0, 2.0]
+        assert results[0].candidate is docs[1]
+        assert [d.index for d in results.dropped] == [0, 2]
+        assert dict(results.duplicates) == {3: 0}
+        accounted(results, len(docs))
+    assert len(reranker.seen) == 2
+    query, unique, duplicates, candidates = reranker.seen[0]
+    assert (query, unique, duplicates) == ("q", [0, 1, 2, 4], {3: 0})
+    assert candidates[1] is docs[1] and candidates[2] == Candidate("plain")
+    assert reranker.calls == []  # _score was bypassed
+    assert reranker.rerank("q", []).is_empty and len(reranker.seen) == 2
+
+
+async def test_rerank_prepared_hook_gets_the_merged_policy_and_skips_empty_input() -> None:
+    seen: list[ThresholdPolicy] = []
+
+    class Custom(FakeReranker):
+        def _rerank_prepared(
+            self, query: str, prepared: Any, policy: ThresholdPolicy
+        ) -> RerankResults:
+            seen.append(policy)
+            return RerankResults(backend="custom-flow")
+
+        async def _arerank_prepared(
+            self, query: str, prepared: Any, policy: ThresholdPolicy
+        ) -> RerankResults:
+            seen.append(policy)
+            return RerankResults(backend="custom-flow-async")
+
+    reranker = Custom(TABLE)
+    base = ThresholdPolicy(min_ratio=0.5, top_n=4)
+    assert reranker.rerank("q", DOCS, top_n=2, policy=base).backend == "custom-flow"
+    assert (await reranker.arerank("q", DOCS, min_score=0.3)).backend == "custom-flow-async"
+    assert seen == [
+        ThresholdPolicy(min_ratio=0.5, top_n=2),
+        ThresholdPolicy(min_score=0.3),
+    ]
+    assert reranker.rerank("q", []).backend == "fake"  # empty input never reaches the hook
+    with pytest.raises(EmptyQueryError):
+        reranker.rerank(" ", DOCS)
+    assert len(seen) == 2
+    assert reranker.calls == []
+
+
+async def test_async_truncation_warning_points_at_the_caller() -> None:
+    reranker = FakeReranker(truncate=long_text)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await reranker.arerank("q", ["a much longer text", "short"])
+    truncation = [w for w in caught if issubclass(w.category, TruncationWarning)]
+    assert len(truncation) == 1
+    assert truncation[0].filename == __file__
+
+
+def test_pointwise_is_unknown_unless_declared() -> None:
+    class Declared(FakeReranker):
+        pointwise = True
+
+    class ByOption(FakeReranker):
+        @property
+        def pointwise(self) -> bool | None:
+            return self.default == 0.0
+
+    assert FakeReranker().pointwise is None
+    assert Declared().pointwise is True
+    assert ByOption().pointwise is True and ByOption(default=1.0).pointwise is False

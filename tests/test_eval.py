@@ -406,6 +406,22 @@ def test_token_embeddings_are_memoised_across_fusion_members(beir: Path) -> None
     assert len(fake.seen) == len(set(fake.seen)) == 6 + 2  # each text encoded once
 
 
+def test_attach_swaps_only_the_attached_rerankers_model() -> None:
+    fake = FakeEncoder()
+    attached, other = _embedding_reranker(fake), _embedding_reranker(fake)
+    cache = EmbeddingCache(progress=False)
+    assert cache.attach(attached, ["alpha beta"]) == 1
+    assert fake.seen == ["alpha beta"]
+    wrapped = attached.loaded_model()
+    assert wrapped is not fake and other.loaded_model() is fake
+    assert cache.attach(attached) == 1  # attaching again wraps the model, not the wrapper
+    assert attached.loaded_model()._encoder is fake
+    attached.rerank("alpha", ["alpha beta"])
+    assert fake.seen == ["alpha beta", "alpha"]  # the document came from the cache
+    other.rerank("alpha", ["alpha beta"])
+    assert fake.seen[2:] == ["alpha", "alpha beta"]
+
+
 def test_embedding_cache_validates() -> None:
     with pytest.raises(ConfigurationError):
         EmbeddingCache(memory_bytes=-1)

@@ -170,3 +170,50 @@ def test_docstring_examples_run() -> None:
     failures, attempted = doctest.testmod(fusion_module, optionflags=doctest.ELLIPSIS)
     assert attempted > 0
     assert failures == 0
+
+
+class Truncating(Fixed):
+    """Flags texts longer than one character as truncated."""
+
+    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+        batch = super()._score(query, texts)
+        return ScoreBatch(batch.raw, truncated=[len(t) > 1 for t in texts])
+
+
+async def test_fusion_truncation_warning_points_at_the_caller() -> None:
+    import warnings
+
+    from rerankit import TruncationWarning
+
+    for call in ("rerank", "arerank"):
+        fused = FusionReranker([Truncating({"a": 0.9}), Fixed({"a": 0.1})])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if call == "rerank":
+                results = fused.rerank("q", ["a", "long b", "c"])
+            else:
+                results = await fused.arerank("q", ["a", "long b", "c"])
+        assert results.truncated == 1
+        assert [r.truncated for r in results if r.index == 1] == [True]
+        own = [
+            w
+            for w in caught
+            if issubclass(w.category, TruncationWarning)
+            and str(w.message).startswith("FusionReranker")
+        ]
+        assert len(own) == 1 and own[0].filename == __file__
+
+
+def test_members_see_the_candidates_themselves() -> None:
+    seen: list[list[Candidate]] = []
+
+    class Recording(Fixed):
+        def rerank(self, query, documents, **kwargs):  # type: ignore[no-untyped-def,override]
+            seen.append(list(documents))
+            return super().rerank(query, documents, **kwargs)
+
+    candidates = docs()
+    fused = FusionReranker([Recording({}), A], first_stage="retrieval_score")
+    fused.rerank("q", [*candidates, candidates[0]])  # the duplicate is folded before fusing
+    assert len(seen) == 1 and len(seen[0]) == 3
+    assert all(a is b for a, b in zip(seen[0], candidates, strict=True))

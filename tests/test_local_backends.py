@@ -7,9 +7,11 @@ The bi-encoder checks use the real all-MiniLM-L6-v2 weights.
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,7 +24,10 @@ from rerankit import (
     TruncationWarning,
 )
 from rerankit._models import clear_model_cache, loaded_models
+from rerankit.backends._local import LocalReranker
 from rerankit.backends._segments import segment
+from rerankit.cache import _is_pointwise
+from rerankit.multistage import SentenceTransformerEncoder
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("sentence_transformers")
@@ -93,6 +98,128 @@ def test_bad_constructor_args_raise_configuration_error(cls: type, bad: dict) ->
 def test_cross_encoder_max_length_too_small_is_rejected() -> None:
     with pytest.raises(ConfigurationError):
         CrossEncoderReranker(model="some/model", max_length=4)
+
+
+@pytest.mark.parametrize(
+    ("cls", "option", "value", "accepted"),
+    [
+        # Each backend keeps the option rules it always had.
+        (CrossEncoderReranker, "batch_size", True, False),
+        (EmbeddingReranker, "batch_size", True, True),
+        (LateInteractionReranker, "batch_size", True, True),
+        (SentenceTransformerEncoder, "batch_size", True, False),
+        (CrossEncoderReranker, "max_length", 4, False),
+        (EmbeddingReranker, "max_length", 4, True),  # never checked: the model window is cut
+        (LateInteractionReranker, "max_length", 4, False),
+        (SentenceTransformerEncoder, "max_length", 4, False),
+        (CrossEncoderReranker, "max_length", "64", False),
+        (LateInteractionReranker, "max_length", "64", False),
+        (SentenceTransformerEncoder, "max_length", "64", False),
+        (CrossEncoderReranker, "max_length", 8, True),
+        (LateInteractionReranker, "max_length", 8, True),
+        (SentenceTransformerEncoder, "dtype", "int3", False),
+        (SentenceTransformerEncoder, "model", " ", False),
+    ],
+)
+def test_each_local_model_keeps_its_option_rules(
+    cls: type, option: str, value: object, accepted: bool
+) -> None:
+    kwargs = {"model": "some/model", option: value}
+    if accepted:
+        assert getattr(cls(**kwargs), option) == value
+    else:
+        with pytest.raises(ConfigurationError, match=option):
+            cls(**kwargs)
+
+
+def test_model_is_required_only_for_the_cross_encoder() -> None:
+    message = r"^model must be a non-empty hub id or local path$"
+    with pytest.raises(ConfigurationError, match=message):
+        CrossEncoderReranker(model=None)  # type: ignore[arg-type]
+    for cls in (EmbeddingReranker, LateInteractionReranker, SentenceTransformerEncoder):
+        assert cls().model == cls(model=None).model != ""
+        with pytest.raises(ConfigurationError, match=r"local path, or None$"):
+            cls(model="")
+
+
+def test_local_rerankers_declare_pointwise_scores() -> None:
+    rerankers = [
+        CrossEncoderReranker(model="some/model"),
+        EmbeddingReranker(model="some/model"),
+        LateInteractionReranker(model="some/model"),
+    ]
+    for reranker in rerankers:
+        assert isinstance(reranker, LocalReranker)
+        assert reranker.pointwise is True
+        assert _is_pointwise(reranker) is True
+
+
+class _CountingModel:
+    """Wraps a loaded sentence-transformers model and counts ``encode`` calls."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)
+
+    def encode(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return self.model.encode(*args, **kwargs)
+
+
+@pytest.mark.model
+def test_use_model_routes_scoring_through_the_given_model() -> None:
+    reranker = EmbeddingReranker(device="cpu")
+    neighbour = EmbeddingReranker(device="cpu")
+    assert reranker._loaded is None
+    loaded = reranker.loaded_model()
+    assert loaded is reranker.loaded_model() is neighbour.loaded_model()
+    before = reranker.rerank(QUERY, DOCS[:4])
+    counting = _CountingModel(loaded)
+    reranker.use_model(counting)
+    assert reranker.loaded_model() is counting
+    after = reranker.rerank(QUERY, DOCS[:4])
+    assert counting.calls == 2  # the query and the documents
+    assert [r.raw_score for r in after] == pytest.approx([r.raw_score for r in before])
+    # Another reranker sharing the same loaded model keeps it.
+    assert neighbour.loaded_model() is loaded
+    neighbour.rerank(QUERY, DOCS[:4])
+    assert counting.calls == 2
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("backend", ["embedding", "cross-encoder", "late-interaction"])
+def test_long_documents_are_reported_by_rerankit_only(
+    backend: str, cross_encoder_path: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # transformers logs "Token indices sequence length is longer than the specified maximum
+    # sequence length" once per tokenizer when rerankit measures a long document; a fresh load
+    # gives a tokenizer that has not logged it yet.
+    clear_model_cache()
+    if backend == "cross-encoder":
+        reranker: LocalReranker = CrossEncoderReranker(
+            model=cross_encoder_path, device="cpu", dtype="float32"
+        )
+    elif backend == "embedding":
+        reranker = EmbeddingReranker(device="cpu")
+    else:
+        reranker = LateInteractionReranker(device="cpu", encoder="sentence-transformers")
+    long_doc = " ".join([LONG_DOC] * 2)  # over 512 tokens: longer than any of these windows
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("transformers")
+    logger.addHandler(handler)
+    try:
+        with pytest.warns(TruncationWarning, match="1 of 2 documents"):
+            results = reranker.rerank(QUERY, [DOCS[0], long_doc])
+    finally:
+        logger.removeHandler(handler)
+    assert results.truncated == 1
+    assert not [r for r in records if "sequence length is longer" in r.getMessage()]
+    assert "sequence length is longer" not in capfd.readouterr().err
 
 
 def test_constructing_does_not_load(minilm_path: str, cross_encoder_path: str) -> None:

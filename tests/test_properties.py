@@ -330,6 +330,35 @@ def test_rerank_is_deterministic(s: Scenario) -> None:
     assert snapshot(run_sync(s)) == snapshot(run_sync(s))
 
 
+class Down(Reranker):
+    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+        raise RuntimeError("down")
+
+
+@SETTINGS
+@given(scenarios(), st.booleans())
+def test_fallback_answers_as_its_member_called_directly(s: Scenario, dedupe: bool) -> None:
+    from rerankit import FallbackReranker
+
+    member = s.reranker()
+    # The fallback's own dedupe setting does not change what its member sees.
+    fallback = FallbackReranker([Down(), member], dedupe=dedupe)
+    direct = run_sync(s, member)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TruncationWarning)
+        sync = fallback.rerank("query", s.docs, **s.kwargs())
+        asynchronous = asyncio.run(fallback.arerank("query", s.docs, **s.kwargs()))
+    if not s.docs:
+        assert sync.backend == asynchronous.backend == "fallback" and not sync
+        return
+    for results in (sync, asynchronous):
+        assert snapshot(results) == snapshot(direct)
+        assert results.backend == "fake" and results.fallback is not None
+        for r in results:
+            if isinstance(s.docs[r.index], Candidate):
+                assert r.candidate is s.docs[r.index]
+
+
 @SETTINGS
 @given(
     st.lists(st.floats(0.0, 1.0), max_size=15).map(lambda xs: sorted(xs, reverse=True)),

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
 from rerankit import (
+    Candidate,
     CohereReranker,
     ConfigurationError,
     EmptyQueryError,
@@ -15,7 +18,10 @@ from rerankit import (
     HTTPReranker,
     MalformedResponseError,
     RemoteStatusError,
+    Reranker,
     RerankResults,
+    ScoreBatch,
+    ThresholdPolicy,
 )
 from rerankit.annotate import rerank_block
 from rerankit.backends.fallback import RETRIEVAL_ORDER
@@ -158,3 +164,61 @@ def test_invalid_configuration(args: list[object], kwargs: dict[str, object]) ->
         FallbackReranker(args, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
         FallbackReranker("embedding")  # type: ignore[arg-type]
+
+
+# -- what a member receives (no server needed) ----------------------------------------------------
+
+
+class _Down(Reranker):
+    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+        raise RuntimeError("service unavailable")
+
+
+class _Table(Reranker):
+    backend = "table"
+
+    def __init__(self, table: dict[str, float], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.table = table
+
+    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+        return ScoreBatch([self.table.get(t, 0.0) for t in texts])
+
+
+def _snapshot(results: RerankResults) -> list[object]:
+    return [
+        [(r.index, r.score, r.rank, r.candidate, r.id) for r in results],
+        results.dropped,
+        dict(results.duplicates),
+        results.empty_reason,
+        results.backend,
+    ]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"top_n": 2},
+        {"min_score": 0.45},
+        {"policy": ThresholdPolicy(min_ratio=0.5), "top_n": 3},
+        {"policy": ThresholdPolicy(top_n=1), "min_score": 0.9},
+    ],
+)
+async def test_a_member_answers_as_if_called_directly(kwargs: dict[str, Any]) -> None:
+    doc_b = Candidate("b", id="id-b", metadata={"k": 1})
+    documents: list[str | Candidate] = ["a", doc_b, "c", "a", Candidate("other", id="id-b"), "d"]
+    # The member folds no duplicates although the fallback does: it still sees every copy.
+    member = _Table({"a": 0.9, "b": 0.5, "c": 0.4, "d": 0.7, "other": 0.95}, dedupe=False)
+    fallback = FallbackReranker([_Down(), member])
+    direct = member.rerank(QUERY, documents, **kwargs)
+    for results in (
+        fallback.rerank(QUERY, documents, **kwargs),
+        await fallback.arerank(QUERY, documents, **kwargs),
+    ):
+        assert _snapshot(results) == _snapshot(direct)
+        assert results.fallback is not None and "_Down" in results.fallback
+        for r in results:
+            if isinstance(documents[r.index], Candidate):
+                assert r.candidate is documents[r.index]
+    assert 4 in [r.index for r in direct] + [d.index for d in direct.dropped]

@@ -37,6 +37,12 @@ class Reranker(abc.ABC):
     :meth:`_ascore`); the base class does everything else: validation, duplicate folding,
     calibration to [0, 1], sorting, threshold policies and accounting.
 
+    Rerankers built on other rerankers override a later step of the same flow instead:
+    :meth:`_score_prepared` / :meth:`_ascore_prepared` to score the validated candidates
+    themselves (e.g. fusion, which needs the candidates' metadata), or
+    :meth:`_rerank_prepared` / :meth:`_arerank_prepared` to produce the results some other
+    way (e.g. fallback, which returns a member's results).
+
     Example:
         >>> from rerankit import Reranker, ScoreBatch, ScoreSpace
         >>> class Overlap(Reranker):
@@ -65,6 +71,17 @@ class Reranker(abc.ABC):
     def model_name(self) -> str:
         """Name of the model behind this reranker (for metadata and logs)."""
         return ""
+
+    @property
+    def pointwise(self) -> bool | None:
+        """Whether each document's score ignores the other documents in the call.
+
+        ``True`` makes scores cacheable per document (:class:`~rerankit.CachedReranker` accepts
+        the reranker as it is); ``False`` means scores depend on the other documents
+        (listwise); ``None`` (the default) means unknown. A subclass declares it with a class
+        attribute (``pointwise = True``) or, when it depends on options, a property.
+        """
+        return None
 
     def __repr__(self) -> str:
         model = f"model={self.model_name!r}" if self.model_name else ""
@@ -99,8 +116,7 @@ class Reranker(abc.ABC):
         query, prepared, resolved = self._begin(query, documents, top_n, min_score, policy)
         if not prepared.unique:
             return self._empty(prepared)
-        batch = self._score(query, prepared.texts)
-        return self._finish(prepared, batch, resolved)
+        return self._rerank_prepared(query, prepared, resolved)
 
     async def arerank(
         self,
@@ -115,8 +131,33 @@ class Reranker(abc.ABC):
         query, prepared, resolved = self._begin(query, documents, top_n, min_score, policy)
         if not prepared.unique:
             return self._empty(prepared)
-        batch = await self._ascore(query, prepared.texts)
-        return self._finish(prepared, batch, resolved)
+        return await self._arerank_prepared(query, prepared, resolved)
+
+    # -- steps of rerank() that rerankers built on other rerankers override ----------------------
+
+    def _rerank_prepared(
+        self, query: str, prepared: Prepared, policy: ThresholdPolicy
+    ) -> RerankResults:
+        """Results for validated, non-empty input: score, then :meth:`_finish`.
+
+        ``query`` is validated, ``prepared`` holds at least one candidate to score and
+        ``policy`` already includes the ``top_n`` / ``min_score`` shorthands.
+        """
+        return self._finish(prepared, self._score_prepared(query, prepared), policy)
+
+    async def _arerank_prepared(
+        self, query: str, prepared: Prepared, policy: ThresholdPolicy
+    ) -> RerankResults:
+        """Async :meth:`_rerank_prepared`."""
+        return self._finish(prepared, await self._ascore_prepared(query, prepared), policy)
+
+    def _score_prepared(self, query: str, prepared: Prepared) -> ScoreBatch:
+        """Scores of ``prepared.unique``, in order; by default :meth:`_score` of their texts."""
+        return self._score(query, prepared.texts)
+
+    async def _ascore_prepared(self, query: str, prepared: Prepared) -> ScoreBatch:
+        """Async :meth:`_score_prepared`; by default :meth:`_ascore` of the texts."""
+        return await self._ascore(query, prepared.texts)
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -205,5 +246,6 @@ class Reranker(abc.ABC):
             "window and were truncated (reported once per reranker; see RerankResult.truncated, "
             "or pass long_documents='window' to score overlapping windows)",
             TruncationWarning,
-            stacklevel=4,
+            # _warn_truncation < _finish < _rerank_prepared < rerank < the caller of rerank()
+            stacklevel=5,
         )

@@ -349,16 +349,14 @@ def score_fingerprint(reranker: Reranker) -> str:
 
 
 def _is_pointwise(reranker: Reranker) -> bool | None:
-    declared = getattr(reranker, "pointwise", None)
+    """The reranker's :attr:`~rerankit.Reranker.pointwise` declaration, else what its ``mode``
+    (``"pointwise"`` / ``"listwise"``, as on LLM rerankers) says, else ``None``."""
+    declared = reranker.pointwise
     if isinstance(declared, bool):
         return declared
     mode = getattr(reranker, "mode", None)
     if mode in ("pointwise", "listwise"):
         return bool(mode == "pointwise")
-    from rerankit.backends import CrossEncoderReranker, EmbeddingReranker, LateInteractionReranker
-
-    if isinstance(reranker, CrossEncoderReranker | EmbeddingReranker | LateInteractionReranker):
-        return True
     return None
 
 

@@ -57,6 +57,9 @@ def segment(
     ``overlap`` tokens, sliced from the original text by character offsets.
     """
     budget = max(budget, 1)
+    # Measuring, not encoding for the model: verbose=False silences transformers' "Token
+    # indices sequence length is longer than the specified maximum" log line, since long
+    # documents are flagged (TruncationWarning) or windowed here.
     enc = tokenizer(
         list(texts),
         add_special_tokens=False,
@@ -64,6 +67,7 @@ def segment(
         return_offsets_mapping=(mode == "window"),
         return_attention_mask=False,
         return_token_type_ids=False,
+        verbose=False,
     )
     out_texts: list[str] = []
     owner: list[int] = []

@@ -6,15 +6,16 @@ import importlib.metadata
 import threading
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rerankit._deps import require
 from rerankit._models import shared_model
-from rerankit._torch import DTYPES, resolve_device, resolve_dtype, torch_module
-from rerankit.backends._segments import LongDocuments, Segments, check_long_documents, segment
-from rerankit.base import Reranker, ScoreBatch
+from rerankit._torch import resolve_device, resolve_dtype, torch_module
+from rerankit.backends._local import LocalReranker
+from rerankit.backends._segments import LongDocuments, Segments, segment
+from rerankit.base import ScoreBatch
 from rerankit.calibration import Calibration, ScoreSpace
 from rerankit.errors import BackendError, ConfigurationError
 
@@ -22,15 +23,6 @@ if TYPE_CHECKING:
     from rerankit.batching import MicroBatcher, Request
 
 __all__ = ["CrossEncoderReranker"]
-
-
-def _check_common(batch_size: int, max_length: int | None, dtype: str) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
-    if max_length is not None and (not isinstance(max_length, int) or max_length < 8):
-        raise ConfigurationError(f"max_length must be an int >= 8 or None, got {max_length!r}")
-    if dtype not in DTYPES:
-        raise ConfigurationError(f"dtype must be one of {DTYPES}, got {dtype!r}")
 
 
 def _check_micro_batching(enabled: bool, wait_ms: float, pairs: int) -> None:
@@ -60,7 +52,7 @@ _batchers: dict[Hashable, Any] = {}
 _batchers_lock = threading.Lock()
 
 
-class CrossEncoderReranker(Reranker):
+class CrossEncoderReranker(LocalReranker):
     """Scores (query, document) pairs with a sentence-transformers ``CrossEncoder``.
 
     ``model`` is a Hugging Face hub id or a local directory. The model loads lazily on first use,
@@ -90,8 +82,8 @@ class CrossEncoderReranker(Reranker):
 
     backend = "cross-encoder"
     score_space = ScoreSpace.LOGIT
-    pointwise: ClassVar[bool] = True
-    """Each document's score ignores the other documents (so scores can be cached)."""
+    _feature = "CrossEncoderReranker"
+    _model_required = True
 
     def __init__(
         self,
@@ -110,33 +102,23 @@ class CrossEncoderReranker(Reranker):
         calibration: Calibration | None = None,
         dedupe: bool = True,
     ) -> None:
-        if not isinstance(model, str) or not model.strip():
-            raise ConfigurationError("model must be a non-empty hub id or local path")
-        _check_common(batch_size, max_length, dtype)
-        check_long_documents(long_documents, window_overlap)
+        super().__init__(
+            model=model,
+            device=device,
+            batch_size=batch_size,
+            max_length=max_length,
+            dtype=dtype,
+            long_documents=long_documents,
+            window_overlap=window_overlap,
+            trust_remote_code=trust_remote_code,
+            calibration=calibration,
+            dedupe=dedupe,
+        )
         _check_micro_batching(micro_batching, micro_batch_wait_ms, micro_batch_pairs)
-        super().__init__(calibration=calibration, dedupe=dedupe)
-        self.model = model
-        self.device = device
-        self.batch_size = batch_size
-        self.max_length = max_length
-        self.dtype = dtype
-        self.long_documents: LongDocuments = long_documents
-        self.window_overlap = window_overlap
-        self.trust_remote_code = trust_remote_code
         self.micro_batching = micro_batching
         self.micro_batch_wait_ms = float(micro_batch_wait_ms)
         self.micro_batch_pairs = micro_batch_pairs
-        self._loaded: Any = None
         self._batcher: MicroBatcher[ScoreBatch] | None = None
-
-    @property
-    def model_name(self) -> str:
-        return self.model
-
-    def warm_up(self) -> None:
-        """Load the model now instead of on the first call."""
-        self._load()
 
     def _resolved(self) -> tuple[str, Any]:
         device = resolve_device(self.device)
@@ -146,26 +128,24 @@ class CrossEncoderReranker(Reranker):
         device, dtype = self._resolved()
         return ("cross-encoder", self.model, device, str(dtype), self.trust_remote_code)
 
-    def _load(self) -> Any:
-        if self._loaded is None:
-            st = require(
-                "sentence_transformers",
-                extra="local",
-                feature="CrossEncoderReranker",
-                package="sentence-transformers",
+    def _load_model(self) -> Any:
+        st = require(
+            "sentence_transformers",
+            extra="local",
+            feature=self._feature,
+            package="sentence-transformers",
+        )
+        device, dtype = self._resolved()
+
+        def load() -> Any:
+            encoder = st.CrossEncoder(
+                self.model, device=device, trust_remote_code=self.trust_remote_code
             )
-            device, dtype = self._resolved()
+            encoder.to(dtype)
+            encoder.eval()
+            return encoder
 
-            def load() -> Any:
-                encoder = st.CrossEncoder(
-                    self.model, device=device, trust_remote_code=self.trust_remote_code
-                )
-                encoder.to(dtype)
-                encoder.eval()
-                return encoder
-
-            self._loaded = shared_model(self._load_key(), load)
-        return self._loaded
+        return shared_model(self._load_key(), load)
 
     def cache_fingerprint(self) -> Mapping[str, Any]:
         """Everything that changes a raw score (used by :class:`~rerankit.CachedReranker`)."""
@@ -237,7 +217,9 @@ class CrossEncoderReranker(Reranker):
         """Tokenise one request once: query + each document (or window), with special tokens."""
         tokenizer = encoder.tokenizer
         max_length = self._window(encoder)
-        n_query = len(tokenizer(query, add_special_tokens=False)["input_ids"])
+        # verbose=False: lengths are measured here, and over-long pairs are cut (and flagged)
+        # below, so transformers' "sequence length is longer than the maximum" log is noise.
+        n_query = len(tokenizer(query, add_special_tokens=False, verbose=False)["input_ids"])
         budget = max_length - n_query - tokenizer.num_special_tokens_to_add(pair=True)
         if budget < 1:
             raise ConfigurationError(
@@ -256,7 +238,11 @@ class CrossEncoderReranker(Reranker):
             )
         else:
             enc = tokenizer(
-                [query] * len(texts), list(texts), truncation=False, return_attention_mask=False
+                [query] * len(texts),
+                list(texts),
+                truncation=False,
+                return_attention_mask=False,
+                verbose=False,
             )
             lengths = [len(ids) for ids in enc["input_ids"]]
             over = [i for i, n in enumerate(lengths) if n > max_length]

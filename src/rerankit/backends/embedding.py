@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rerankit._torch import DTYPES
-from rerankit.backends._segments import LongDocuments, check_long_documents, segment
-from rerankit.backends._sentence import default_model, document_budget, load_sentence_transformer
-from rerankit.base import Reranker, ScoreBatch
+from rerankit.backends._local import LocalReranker
+from rerankit.backends._segments import LongDocuments, segment
+from rerankit.backends._sentence import document_budget
+from rerankit.base import ScoreBatch
 from rerankit.calibration import Calibration, ScoreSpace
-from rerankit.errors import ConfigurationError
 
 __all__ = ["EmbeddingReranker"]
 
 
-class EmbeddingReranker(Reranker):
+class EmbeddingReranker(LocalReranker):
     """Reranks by cosine similarity of query and document embeddings (a bi-encoder).
 
     With no ``model`` it uses the offline default, all-MiniLM-L6-v2 from the PyPI package
@@ -35,6 +34,9 @@ class EmbeddingReranker(Reranker):
 
     backend = "embedding"
     score_space = ScoreSpace.COSINE
+    _feature = "EmbeddingReranker"
+    _batch_size_may_be_true = True
+    _max_length_checked = False
 
     def __init__(
         self,
@@ -52,45 +54,20 @@ class EmbeddingReranker(Reranker):
         calibration: Calibration | None = None,
         dedupe: bool = True,
     ) -> None:
-        if model is not None and (not isinstance(model, str) or not model.strip()):
-            raise ConfigurationError("model must be a non-empty hub id or local path, or None")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
-        if dtype not in DTYPES:
-            raise ConfigurationError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-        check_long_documents(long_documents, window_overlap)
-        super().__init__(calibration=calibration, dedupe=dedupe)
-        self.model = model or default_model()
-        self.device = device
-        self.batch_size = batch_size
-        self.max_length = max_length
-        self.dtype = dtype
+        super().__init__(
+            model=model,
+            device=device,
+            batch_size=batch_size,
+            max_length=max_length,
+            dtype=dtype,
+            long_documents=long_documents,
+            window_overlap=window_overlap,
+            trust_remote_code=trust_remote_code,
+            calibration=calibration,
+            dedupe=dedupe,
+        )
         self.query_prompt = query_prompt
         self.document_prompt = document_prompt
-        self.long_documents: LongDocuments = long_documents
-        self.window_overlap = window_overlap
-        self.trust_remote_code = trust_remote_code
-        self._loaded: Any = None
-
-    @property
-    def model_name(self) -> str:
-        return self.model
-
-    def warm_up(self) -> None:
-        """Load the model now instead of on the first call."""
-        self._load()
-
-    def _load(self) -> Any:
-        if self._loaded is None:
-            self._loaded = load_sentence_transformer(
-                self.model,
-                self.device,
-                self.dtype,
-                self.trust_remote_code,
-                self.max_length,
-                "EmbeddingReranker",
-            )
-        return self._loaded
 
     def _encode(self, encoder: Any, texts: Sequence[str]) -> Any:
         return encoder.encode(

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from rerankit.base import Reranker, ScoreBatch
 from rerankit.calibration import ScoreSpace
-from rerankit.candidates import Document, Prepared
+from rerankit.candidates import Prepared
 from rerankit.errors import (
     ConfigurationError,
     EmptyQueryError,
@@ -121,61 +121,41 @@ class FallbackReranker(Reranker):
         n = len(texts)
         return ScoreBatch([1.0 - i / n for i in range(n)])
 
-    # -- public API ----------------------------------------------------------------------------
+    # -- the flow ------------------------------------------------------------------------------
 
-    def rerank(
-        self,
-        query: str,
-        documents: Sequence[Document],
-        *,
-        top_n: int | None = None,
-        min_score: float | None = None,
-        policy: ThresholdPolicy | None = None,
+    # Members get every candidate (duplicates too, the same objects in the same order) and the
+    # merged policy, so their results carry the caller's indices, ids, candidates and
+    # thresholds. Their own rerank() validates and folds duplicates by their own settings.
+
+    def _rerank_prepared(
+        self, query: str, prepared: Prepared, policy: ThresholdPolicy
     ) -> RerankResults:
-        """Rerank with the first reranker that succeeds (see the class docstring)."""
-        query, prepared, resolved = self._begin(query, documents, top_n, min_score, policy)
-        if not prepared.unique:
-            return self._empty(prepared)
         errors: list[tuple[Reranker, BaseException]] = []
         for reranker in self.rerankers:
             try:
-                results = reranker.rerank(
-                    query, documents, top_n=top_n, min_score=min_score, policy=policy
-                )
+                results = reranker.rerank(query, prepared.candidates, policy=policy)
             except _INPUT_ERRORS:
                 raise
             except self.fallback_on as exc:
                 self._failed(reranker, exc, errors)
                 continue
             return self._mark(results, errors)
-        return self._last_resort(prepared, resolved, errors)
+        return self._last_resort(prepared, policy, errors)
 
-    async def arerank(
-        self,
-        query: str,
-        documents: Sequence[Document],
-        *,
-        top_n: int | None = None,
-        min_score: float | None = None,
-        policy: ThresholdPolicy | None = None,
+    async def _arerank_prepared(
+        self, query: str, prepared: Prepared, policy: ThresholdPolicy
     ) -> RerankResults:
-        """Async :meth:`rerank`, with the same results."""
-        query, prepared, resolved = self._begin(query, documents, top_n, min_score, policy)
-        if not prepared.unique:
-            return self._empty(prepared)
         errors: list[tuple[Reranker, BaseException]] = []
         for reranker in self.rerankers:
             try:
-                results = await reranker.arerank(
-                    query, documents, top_n=top_n, min_score=min_score, policy=policy
-                )
+                results = await reranker.arerank(query, prepared.candidates, policy=policy)
             except _INPUT_ERRORS:
                 raise
             except self.fallback_on as exc:
                 self._failed(reranker, exc, errors)
                 continue
             return self._mark(results, errors)
-        return self._last_resort(prepared, resolved, errors)
+        return self._last_resort(prepared, policy, errors)
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -229,7 +209,7 @@ class FallbackReranker(Reranker):
             raise FallbackExhaustedError(
                 f"all {len(errors)} rerankers failed: {reasons}", errors=[e for _, e in errors]
             ) from errors[-1][1]
-        batch = self._score("", [prepared.candidates[i].text for i in prepared.unique])
+        batch = self._score("", prepared.texts)
         results = self._finish(prepared, batch, ThresholdPolicy(top_n=policy.top_n))
         return self._mark(
             results,

@@ -10,9 +10,8 @@ from typing import Literal
 
 from rerankit.base import Reranker, ScoreBatch
 from rerankit.calibration import Calibration, ScoreSpace
-from rerankit.candidates import Document, Prepared
+from rerankit.candidates import Prepared
 from rerankit.errors import ConfigurationError, InvalidDocumentError
-from rerankit.threshold import ThresholdPolicy
 from rerankit.types import Candidate, RerankResults
 
 __all__ = ["FusionReranker"]
@@ -165,41 +164,19 @@ class FusionReranker(Reranker):
 
     # -- scoring ---------------------------------------------------------------------------------
 
-    def rerank(
-        self,
-        query: str,
-        documents: Sequence[Document],
-        *,
-        top_n: int | None = None,
-        min_score: float | None = None,
-        policy: ThresholdPolicy | None = None,
-    ) -> RerankResults:
-        query, prepared, resolved = self._begin(query, documents, top_n, min_score, policy)
-        if not prepared.unique:
-            return self._empty(prepared)
+    def _score_prepared(self, query: str, prepared: Prepared) -> ScoreBatch:
         first = self._first_stage_scores(prepared)
         candidates = [prepared.candidates[i] for i in prepared.unique]
         outputs = [member.rerank(query, candidates) for member in self.rerankers]
-        return self._finish(prepared, self._fuse(outputs, first, len(candidates)), resolved)
+        return self._fuse(outputs, first, len(candidates))
 
-    async def arerank(
-        self,
-        query: str,
-        documents: Sequence[Document],
-        *,
-        top_n: int | None = None,
-        min_score: float | None = None,
-        policy: ThresholdPolicy | None = None,
-    ) -> RerankResults:
-        query, prepared, resolved = self._begin(query, documents, top_n, min_score, policy)
-        if not prepared.unique:
-            return self._empty(prepared)
+    async def _ascore_prepared(self, query: str, prepared: Prepared) -> ScoreBatch:
         first = self._first_stage_scores(prepared)
         candidates = [prepared.candidates[i] for i in prepared.unique]
         outputs = await asyncio.gather(
             *(member.arerank(query, candidates) for member in self.rerankers)
         )
-        return self._finish(prepared, self._fuse(list(outputs), first, len(candidates)), resolved)
+        return self._fuse(list(outputs), first, len(candidates))
 
     def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
         if self.first_stage is not None:

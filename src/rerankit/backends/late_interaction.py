@@ -19,10 +19,11 @@ from typing import Any, Literal
 
 from rerankit._deps import require
 from rerankit._models import shared_model
-from rerankit._torch import DTYPES, resolve_device, resolve_dtype, torch_module
-from rerankit.backends._segments import LongDocuments, check_long_documents, segment
-from rerankit.backends._sentence import default_model, document_budget, load_sentence_transformer
-from rerankit.base import Reranker, ScoreBatch
+from rerankit._torch import resolve_device, resolve_dtype, torch_module
+from rerankit.backends._local import LocalReranker
+from rerankit.backends._segments import LongDocuments, segment
+from rerankit.backends._sentence import document_budget
+from rerankit.base import ScoreBatch
 from rerankit.calibration import Calibration, ScoreSpace
 from rerankit.errors import BackendError, ConfigurationError
 
@@ -328,7 +329,7 @@ def load_colbert(
 # -- the reranker ----------------------------------------------------------------------------------
 
 
-class LateInteractionReranker(Reranker):
+class LateInteractionReranker(LocalReranker):
     """Scores documents by MaxSim over per-token embeddings, ColBERT-style.
 
     The raw score is the length-normalised MaxSim (the mean over query tokens of the best
@@ -366,6 +367,8 @@ class LateInteractionReranker(Reranker):
 
     backend = "late-interaction"
     score_space = ScoreSpace.COSINE
+    _feature = _FEATURE
+    _batch_size_may_be_true = True
 
     def __init__(
         self,
@@ -382,35 +385,22 @@ class LateInteractionReranker(Reranker):
         dedupe: bool = True,
         encoder: Encoder = "auto",
     ) -> None:
-        if model is not None and (not isinstance(model, str) or not model.strip()):
-            raise ConfigurationError("model must be a non-empty hub id or local path, or None")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
-        if max_length is not None and (
-            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 8
-        ):
-            raise ConfigurationError(f"max_length must be an int >= 8 or None, got {max_length!r}")
-        if dtype not in DTYPES:
-            raise ConfigurationError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        super().__init__(
+            model=model,
+            device=device,
+            batch_size=batch_size,
+            max_length=max_length,
+            dtype=dtype,
+            long_documents=long_documents,
+            window_overlap=window_overlap,
+            trust_remote_code=trust_remote_code,
+            calibration=calibration,
+            dedupe=dedupe,
+        )
         if encoder not in ENCODERS:
             raise ConfigurationError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
-        check_long_documents(long_documents, window_overlap)
-        super().__init__(calibration=calibration, dedupe=dedupe)
-        self.model = model or default_model()
-        self.device = device
-        self.batch_size = batch_size
-        self.max_length = max_length
-        self.dtype = dtype
-        self.long_documents: LongDocuments = long_documents
-        self.window_overlap = window_overlap
-        self.trust_remote_code = trust_remote_code
         self.encoder: Encoder = encoder
         self._resolved: Literal["sentence-transformers", "colbert"] | None = None
-        self._loaded: Any = None
-
-    @property
-    def model_name(self) -> str:
-        return self.model
 
     def resolved_encoder(self) -> Literal["sentence-transformers", "colbert"]:
         """The encoder in use: ``encoder``, or for ``"auto"`` what the checkpoint's files say."""
@@ -418,26 +408,10 @@ class LateInteractionReranker(Reranker):
             self._resolved = detect_encoder(self.model) if self.encoder == "auto" else self.encoder
         return self._resolved
 
-    def warm_up(self) -> None:
-        """Load the model now instead of on the first call."""
-        self._load()
-
-    def _load(self) -> Any:
-        if self._loaded is None:
-            if self.resolved_encoder() == "colbert":
-                self._loaded = load_colbert(
-                    self.model, self.device, self.dtype, self.trust_remote_code
-                )
-            else:
-                self._loaded = load_sentence_transformer(
-                    self.model,
-                    self.device,
-                    self.dtype,
-                    self.trust_remote_code,
-                    self.max_length,
-                    _FEATURE,
-                )
-        return self._loaded
+    def _load_model(self) -> Any:
+        if self.resolved_encoder() == "colbert":
+            return load_colbert(self.model, self.device, self.dtype, self.trust_remote_code)
+        return super()._load_model()
 
     def _tokens(self, encoder: Any, texts: Sequence[str]) -> list[Any]:
         torch = torch_module()

@@ -281,7 +281,7 @@ class EmbeddingCache:
                 for member in reranker.rerankers
             )
         if isinstance(reranker, EmbeddingReranker):
-            encoder = _unwrap(reranker._load())
+            encoder = _unwrap(reranker.loaded_model())
             identity = _identity(encoder, reranker.model)
             if texts:
                 self.embeddings(
@@ -299,14 +299,14 @@ class EmbeddingCache:
                     batch_size=reranker.batch_size,
                     desc=f"encode queries ({_slug(reranker.model)})",
                 )
-            reranker._loaded = _CachingEncoder(encoder, self, identity)
+            reranker.use_model(_CachingEncoder(encoder, self, identity))
             return 1
         if (
             isinstance(reranker, LateInteractionReranker)
             and reranker.resolved_encoder() == "sentence-transformers"
         ):
-            encoder = _unwrap(reranker._load())
-            reranker._loaded = _CachingEncoder(encoder, self, _identity(encoder, reranker.model))
+            encoder = _unwrap(reranker.loaded_model())
+            reranker.use_model(_CachingEncoder(encoder, self, _identity(encoder, reranker.model)))
             return 1
         return 0
 

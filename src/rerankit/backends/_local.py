@@ -1,0 +1,160 @@
+"""What the local-model components share: their model options and lazy, once-only loading.
+
+:class:`LocalModel` validates and stores the options of a local sentence-transformers model and
+loads it on first use; :class:`LocalReranker` is the base of the local rerankers
+(cross-encoder, embedding, late interaction) and adds the long-document options. The
+multi-stage ``SentenceTransformerEncoder`` is a :class:`LocalModel` too.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rerankit._torch import DTYPES
+from rerankit.backends._segments import LongDocuments, check_long_documents
+from rerankit.backends._sentence import default_model, load_sentence_transformer
+from rerankit.base import Reranker
+from rerankit.calibration import Calibration
+from rerankit.errors import ConfigurationError
+
+__all__ = ["LocalModel", "LocalReranker"]
+
+
+class LocalModel:
+    """A local model's options (validated in :meth:`_set_model_options`) and lazy loading.
+
+    The model loads on first use (or :meth:`warm_up`), once per instance, through
+    :meth:`_load_model`: by default a sentence-transformers bi-encoder from the process-wide
+    shared loader, named ``_feature`` in the "install rerankit[local]" error.
+    """
+
+    _feature: ClassVar[str] = "a local model"
+    """What needs sentence-transformers, as named in the error when it is missing."""
+    _model_required: ClassVar[bool] = False
+    """``model`` must be given: there is no offline default (cross-encoders)."""
+    _batch_size_may_be_true: ClassVar[bool] = False
+    """``batch_size=True`` passes the check as 1 (kept as it was for embedding rerankers)."""
+    _max_length_checked: ClassVar[bool] = True
+    """``max_length`` must be None or an int >= 8 (``EmbeddingReranker`` never checked it)."""
+
+    model: str
+    device: str | None
+    batch_size: int
+    max_length: int | None
+    dtype: str
+    trust_remote_code: bool
+    _loaded: Any
+
+    def _set_model_options(
+        self,
+        *,
+        model: str | None,
+        device: str | None,
+        batch_size: int,
+        max_length: int | None,
+        dtype: str,
+        trust_remote_code: bool,
+    ) -> None:
+        """Validate and store the model options; ``model=None`` picks the offline MiniLM."""
+        if self._model_required:
+            if not isinstance(model, str) or not model.strip():
+                raise ConfigurationError("model must be a non-empty hub id or local path")
+        elif model is not None and (not isinstance(model, str) or not model.strip()):
+            raise ConfigurationError("model must be a non-empty hub id or local path, or None")
+        if (
+            (isinstance(batch_size, bool) and not self._batch_size_may_be_true)
+            or not isinstance(batch_size, int)
+            or batch_size < 1
+        ):
+            raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
+        if (
+            self._max_length_checked
+            and max_length is not None
+            and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 8)
+        ):
+            raise ConfigurationError(f"max_length must be an int >= 8 or None, got {max_length!r}")
+        if dtype not in DTYPES:
+            raise ConfigurationError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        self.model = model or default_model()
+        self.device = device
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.dtype = dtype
+        self.trust_remote_code = trust_remote_code
+        self._loaded = None
+
+    @property
+    def model_name(self) -> str:
+        """The model's hub id or local folder."""
+        return self.model
+
+    def warm_up(self) -> None:
+        """Load the model now instead of on the first call."""
+        self._load()
+
+    def _load(self) -> Any:
+        if self._loaded is None:
+            self._loaded = self._load_model()
+        return self._loaded
+
+    def _load_model(self) -> Any:
+        """Load the model (shared by every component naming the same model and options)."""
+        return load_sentence_transformer(
+            self.model,
+            self.device,
+            self.dtype,
+            self.trust_remote_code,
+            self.max_length,
+            self._feature,
+        )
+
+
+class LocalReranker(LocalModel, Reranker):
+    """Base of the rerankers that run a local model: options, lazy loading, pointwise scores.
+
+    Besides the :class:`LocalModel` options it validates and stores ``long_documents`` and
+    ``window_overlap``. :meth:`loaded_model` and :meth:`use_model` let a wrapper (such as the
+    embedding cache of ``rerankit eval``) see and replace the model the reranker scores with.
+    """
+
+    pointwise = True
+
+    def __init__(
+        self,
+        *,
+        model: str | None,
+        device: str | None,
+        batch_size: int,
+        max_length: int | None,
+        dtype: str,
+        long_documents: LongDocuments,
+        window_overlap: int,
+        trust_remote_code: bool,
+        calibration: Calibration | None,
+        dedupe: bool,
+    ) -> None:
+        self._set_model_options(
+            model=model,
+            device=device,
+            batch_size=batch_size,
+            max_length=max_length,
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+        )
+        check_long_documents(long_documents, window_overlap)
+        super().__init__(calibration=calibration, dedupe=dedupe)
+        self.long_documents: LongDocuments = long_documents
+        self.window_overlap = window_overlap
+
+    def loaded_model(self) -> Any:
+        """The model this reranker scores with, loaded now if it was not yet."""
+        return self._load()
+
+    def use_model(self, model: Any) -> None:
+        """Score with ``model`` from now on instead of the loaded one.
+
+        ``model`` must answer the calls the reranker makes on its own model (for example a
+        wrapper around :meth:`loaded_model` that serves some of them from a cache). Other
+        rerankers sharing the same loaded model are not affected.
+        """
+        self._loaded = model
