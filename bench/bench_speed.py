@@ -673,7 +673,7 @@ def tokenisation(queries: list[Query], model_path: str, rounds: int) -> dict[str
     from rerankit.backends._segments import segment
 
     reranker = CrossEncoderReranker(model=model_path, dedupe=False)
-    encoder = reranker._load()
+    encoder = reranker.loaded_model()
     tokenizer = encoder.tokenizer
     window = reranker._window(encoder)
 
@@ -743,7 +743,7 @@ def padded_flops(queries: list[Query], model_path: str) -> tuple[float, float, f
     from rerankit import CrossEncoderReranker
 
     reranker = CrossEncoderReranker(model=model_path, dedupe=False)
-    encoder = reranker._load()
+    encoder = reranker.loaded_model()
     padded = useful = 0.0
     tokens = 0
     for q in queries:

@@ -530,7 +530,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if config.reranker:
                 reranker = make_reranker(config.reranker)
                 if isinstance(reranker, LateInteractionReranker):
-                    reranker._loaded = CorpusTokens(reranker._load(), tokens_by_text)
+                    reranker.use_model(CorpusTokens(reranker.loaded_model(), tokens_by_text))
                 else:
                     cache.attach(reranker, texts)
             pipeline = QdrantMultiStage(

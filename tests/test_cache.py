@@ -431,7 +431,7 @@ def test_pointwise_is_read_from_the_declaration() -> None:
             return not self.listwise
 
     class ModeOnly(OverlapReranker):
-        """No declaration, only an LLM-style ``mode``."""
+        """No declaration, only an option called ``mode``."""
 
         def __init__(self, mode: str) -> None:
             super().__init__()
@@ -441,7 +441,8 @@ def test_pointwise_is_read_from_the_declaration() -> None:
     assert CachedReranker(reranker=ByMode("pointwise")).backend == "overlap"
     with pytest.raises(ConfigurationError, match="not pointwise"):
         CachedReranker(reranker=ByMode("listwise"))
-    assert CachedReranker(reranker=ModeOnly("pointwise")).backend == "overlap"
-    with pytest.raises(ConfigurationError, match="not pointwise"):
-        CachedReranker(reranker=ModeOnly("listwise"))
+    # An option named like LLMReranker's is not a declaration: the caller has to vouch.
+    with pytest.raises(ConfigurationError, match="pointwise=True"):
+        CachedReranker(reranker=ModeOnly("pointwise"))
+    assert CachedReranker(reranker=ModeOnly("pointwise"), pointwise=True).backend == "overlap"
     assert CachedReranker(reranker=CrossEncoderReranker(model="m")).backend == "cross-encoder"

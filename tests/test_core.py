@@ -107,9 +107,7 @@ TABLE = {"alpha": 0.2, "beta": 0.9, "gamma": 0.5, "delta": 0.7}
 def accounted(results: RerankResults, n_inputs: int) -> None:
     """Every input index appears exactly once: in results, in dropped or in duplicates."""
     seen = (
-        [r.index for r in results]
-        + [d.index for d in results.dropped]
-        + list(results.duplicates)
+        [r.index for r in results] + [d.index for d in results.dropped] + list(results.duplicates)
     )
     assert sorted(seen) == list(range(n_inputs))
 
@@ -207,9 +205,7 @@ def test_candidate_identity_and_no_mutation() -> None:
         Candidate("delta", metadata={"k": 1}),
     ]
     docs_before = list(docs)
-    snapshot = [
-        (d.text, d.id, dict(d.metadata)) if isinstance(d, Candidate) else d for d in docs
-    ]
+    snapshot = [(d.text, d.id, dict(d.metadata)) if isinstance(d, Candidate) else d for d in docs]
 
     results = FakeReranker(TABLE).rerank("q", docs, top_n=3)
 
@@ -481,9 +477,7 @@ def test_candidate_with_non_text_raises_with_index() -> None:
     assert reranker.calls == []
 
 
-@pytest.mark.parametrize(
-    "documents", ["alpha beta", b"alpha", None, 42, iter(["a"]), {"a": 1}]
-)
+@pytest.mark.parametrize("documents", ["alpha beta", b"alpha", None, 42, iter(["a"]), {"a": 1}])
 def test_documents_not_a_sequence_raise_configuration_error(documents: object) -> None:
     reranker = FakeReranker(TABLE)
     with pytest.raises(ConfigurationError):

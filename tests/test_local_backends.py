@@ -103,13 +103,15 @@ def test_cross_encoder_max_length_too_small_is_rejected() -> None:
 @pytest.mark.parametrize(
     ("cls", "option", "value", "accepted"),
     [
-        # Each backend keeps the option rules it always had.
+        # One rule for every local model: bools are not sizes, windows are at least 8 tokens.
         (CrossEncoderReranker, "batch_size", True, False),
-        (EmbeddingReranker, "batch_size", True, True),
-        (LateInteractionReranker, "batch_size", True, True),
+        (EmbeddingReranker, "batch_size", True, False),
+        (LateInteractionReranker, "batch_size", True, False),
         (SentenceTransformerEncoder, "batch_size", True, False),
         (CrossEncoderReranker, "max_length", 4, False),
-        (EmbeddingReranker, "max_length", 4, True),  # never checked: the model window is cut
+        (EmbeddingReranker, "max_length", 4, False),
+        (EmbeddingReranker, "max_length", "64", False),
+        (EmbeddingReranker, "max_length", 8, True),
         (LateInteractionReranker, "max_length", 4, False),
         (SentenceTransformerEncoder, "max_length", 4, False),
         (CrossEncoderReranker, "max_length", "64", False),
@@ -121,7 +123,7 @@ def test_cross_encoder_max_length_too_small_is_rejected() -> None:
         (SentenceTransformerEncoder, "model", " ", False),
     ],
 )
-def test_each_local_model_keeps_its_option_rules(
+def test_local_models_share_one_option_rule(
     cls: type, option: str, value: object, accepted: bool
 ) -> None:
     kwargs = {"model": "some/model", option: value}

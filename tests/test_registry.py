@@ -74,9 +74,7 @@ def test_parse_spec(spec: str, expected: tuple[str, str | None, dict[str, object
 
 
 def test_parse_spec_coerces_option_values() -> None:
-    _, _, options = parse_spec(
-        "x:m?a=8&b=0.25&c=true&d=False&e=none&f=null&g=cpu&h=-3&i=1e-3&j="
-    )
+    _, _, options = parse_spec("x:m?a=8&b=0.25&c=true&d=False&e=none&f=null&g=cpu&h=-3&i=1e-3&j=")
     assert options == {
         "a": 8,
         "b": 0.25,

@@ -349,15 +349,9 @@ def score_fingerprint(reranker: Reranker) -> str:
 
 
 def _is_pointwise(reranker: Reranker) -> bool | None:
-    """The reranker's :attr:`~rerankit.Reranker.pointwise` declaration, else what its ``mode``
-    (``"pointwise"`` / ``"listwise"``, as on LLM rerankers) says, else ``None``."""
+    """The reranker's :attr:`~rerankit.Reranker.pointwise` declaration (``None``: unknown)."""
     declared = reranker.pointwise
-    if isinstance(declared, bool):
-        return declared
-    mode = getattr(reranker, "mode", None)
-    if mode in ("pointwise", "listwise"):
-        return bool(mode == "pointwise")
-    return None
+    return declared if isinstance(declared, bool) else None
 
 
 # -- the wrapper -------------------------------------------------------------------------------
@@ -372,9 +366,10 @@ class CachedReranker(Reranker):
     wrapper uses the wrapped reranker's calibration, dedupe setting, backend and model name.
 
     Caching per document is only sound when a document's score does not depend on the other
-    documents in the call. The local backends (cross-encoder, embedding, late interaction) and
-    rerankers with ``pointwise = True`` or ``mode="pointwise"`` qualify; for any other reranker
-    pass ``pointwise=True`` to vouch for it (listwise or fusion rerankers are refused).
+    documents in the call. Rerankers declare it with :attr:`~rerankit.Reranker.pointwise`: the
+    local backends (cross-encoder, embedding, late interaction), Cohere, HTTP rerank servers and
+    ``LLMReranker(mode="pointwise")`` qualify; listwise or fusion rerankers are refused. For a
+    reranker that declares nothing, pass ``pointwise=True`` to vouch for it.
 
     Args:
         reranker: the reranker to wrap, or a spec such as ``"cross-encoder:/models/ce"``.

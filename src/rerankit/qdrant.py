@@ -191,9 +191,7 @@ def check_ingest_args(
         raise ConfigurationError(f"documents must be a sequence of {sequence_of}")
     for index, doc in enumerate(documents):
         if not isinstance(doc, kinds):
-            raise ConfigurationError(
-                f"documents[{index}] must be {each}, got {type(doc).__name__}"
-            )
+            raise ConfigurationError(f"documents[{index}] must be {each}, got {type(doc).__name__}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
     if client is not None and (url is not None or path is not None or api_key is not None):

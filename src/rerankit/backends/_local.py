@@ -32,10 +32,6 @@ class LocalModel:
     """What needs sentence-transformers, as named in the error when it is missing."""
     _model_required: ClassVar[bool] = False
     """``model`` must be given: there is no offline default (cross-encoders)."""
-    _batch_size_may_be_true: ClassVar[bool] = False
-    """``batch_size=True`` passes the check as 1 (kept as it was for embedding rerankers)."""
-    _max_length_checked: ClassVar[bool] = True
-    """``max_length`` must be None or an int >= 8 (``EmbeddingReranker`` never checked it)."""
 
     model: str
     device: str | None
@@ -61,16 +57,10 @@ class LocalModel:
                 raise ConfigurationError("model must be a non-empty hub id or local path")
         elif model is not None and (not isinstance(model, str) or not model.strip()):
             raise ConfigurationError("model must be a non-empty hub id or local path, or None")
-        if (
-            (isinstance(batch_size, bool) and not self._batch_size_may_be_true)
-            or not isinstance(batch_size, int)
-            or batch_size < 1
-        ):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
-        if (
-            self._max_length_checked
-            and max_length is not None
-            and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 8)
+        if max_length is not None and (
+            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 8
         ):
             raise ConfigurationError(f"max_length must be an int >= 8 or None, got {max_length!r}")
         if dtype not in DTYPES:

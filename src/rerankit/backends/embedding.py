@@ -35,8 +35,6 @@ class EmbeddingReranker(LocalReranker):
     backend = "embedding"
     score_space = ScoreSpace.COSINE
     _feature = "EmbeddingReranker"
-    _batch_size_may_be_true = True
-    _max_length_checked = False
 
     def __init__(
         self,

@@ -368,7 +368,6 @@ class LateInteractionReranker(LocalReranker):
     backend = "late-interaction"
     score_space = ScoreSpace.COSINE
     _feature = _FEATURE
-    _batch_size_may_be_true = True
 
     def __init__(
         self,

@@ -367,6 +367,7 @@ def build_qdrant_index(
         index_doc_id=not _is_local(client),
         **store_kwargs,
     )
+
     def write(todo: Sequence[tuple[Document | TextNode, str]]) -> None:
         nodes = [_stored_node(n, pid) for n, pid in todo]
         vectors = embed_model.get_text_embedding_batch(
