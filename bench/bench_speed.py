@@ -768,6 +768,14 @@ def verdict(ok: bool) -> str:
     return "**met**" if ok else "**not met**"
 
 
+def shared(r: dict[str, Any]) -> bool:
+    """Whether other processes took a noticeable share (5% or more) of the CPU in the run."""
+    other = r.get("other_cpu_s")
+    if other is None:
+        return True  # unknown: assume the worst
+    return float(other) >= 0.05 * r["runtime_s"] * (r["cores"] or 1)
+
+
 def queries_text(count: int, total: int) -> str:
     return f"all {total} queries" if count >= total else f"first {count} queries"
 
@@ -902,8 +910,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"that peak the model alone would do {bound:.0f} pairs/s; the fast path reaches "
         f"{fast['pairs_per_s']:.0f} ({100 * fast['pairs_per_s'] / bound:.0f}%), and "
         f"{best:.0f} pairs/s ({100 * best / bound:.0f}%) in its fastest call. The rest goes to "
-        "attention, GELU, layer norms, tokenisation and, on this shared machine, waiting for "
-        "the CPU.",
+        "attention, GELU, layer norms and tokenisation"
+        + (", and to waiting for the CPU, which other jobs shared." if shared(r) else "."),
         f"- rerankit fp32: {fp_useful:.0f} GFLOP/s useful = "
         f"{100 * fp_useful / g['fp32']:.0f}% of the fp32 peak.",
         "",
