@@ -24,11 +24,12 @@ import hashlib
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from rerankit._deps import require
+from rerankit._progress import progress_bar
 from rerankit.errors import ConfigurationError
 
 __all__ = [
@@ -120,26 +121,15 @@ def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-@contextmanager
-def progress(*, total: int, desc: str, enabled: bool = True) -> Iterator[Callable[[int], None]]:
+def progress(
+    *, total: int, desc: str, enabled: bool = True
+) -> AbstractContextManager[Callable[[int], None]]:
     """A tqdm progress bar counting documents; yields ``advance(n)``.
 
     A no-op when ``enabled`` is false or tqdm is not installed. The plain text bar is used in
     notebooks too (the widget bar needs ipywidgets).
     """
-    if not enabled:
-        yield lambda n: None
-        return
-    try:
-        from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]
-    except ImportError:  # pragma: no cover - tqdm comes with sentence-transformers
-        yield lambda n: None
-        return
-    bar = tqdm(total=total, desc=desc, unit="doc")
-    try:
-        yield bar.update
-    finally:
-        bar.close()
+    return progress_bar(total=total, desc=desc, unit="doc", enabled=enabled)
 
 
 def existing_point_ids(client: Any, collection: str, ids: Sequence[str]) -> set[str]:

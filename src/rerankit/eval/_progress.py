@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import TypeVar
+
+from rerankit._progress import progress_bar as _progress_bar
 
 T = TypeVar("T")
 
 
-@contextmanager
 def progress_bar(
     *, total: int, desc: str, unit: str, enabled: bool = True
-) -> Iterator[Callable[[int], None]]:
-    """A tqdm bar over ``total`` ``unit``; yields ``advance(n)``. A no-op when disabled."""
-    if not enabled:
-        yield lambda n: None
-        return
-    try:
-        from tqdm.auto import tqdm  # type: ignore[import-untyped]
-    except ImportError:  # pragma: no cover - tqdm comes with sentence-transformers
-        yield lambda n: None
-        return
-    bar = tqdm(total=total, desc=desc, unit=unit, leave=False)
-    try:
-        yield bar.update
-    finally:
-        bar.close()
+) -> AbstractContextManager[Callable[[int], None]]:
+    """A tqdm bar over ``total`` ``unit`` (cleared when done); yields ``advance(n)``."""
+    return _progress_bar(
+        total=total, desc=desc, unit=unit, enabled=enabled, leave=False, widget=True
+    )
 
 
 def iterate(items: Iterable[T], *, total: int, desc: str, unit: str, enabled: bool) -> Iterator[T]:
