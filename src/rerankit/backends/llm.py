@@ -236,7 +236,9 @@ class LLMReranker(RemoteReranker):
     Both are in ``probability`` space (calibrated by clipping). Documents longer than
     ``max_document_chars`` are cut for the prompt and flagged (``RerankResult.truncated``).
     ``RerankResults.usage`` carries prompt and completion tokens. :attr:`pointwise` is True in
-    pointwise mode, so :class:`~rerankit.CachedReranker` takes pointwise rerankers only.
+    pointwise mode, so :class:`~rerankit.CachedReranker` takes pointwise rerankers only. A call
+    falls back to grades as a whole, so behind a server that returns logprobs only sometimes, a
+    cache can hold scores of both kinds; pass ``logprobs=False`` there to cache grades only.
 
     The other keyword arguments (``timeout``, ``deadline``, ``retry``, ``max_retries``,
     ``requests_per_minute``, ``max_concurrency``, ``on_usage``, ``calibration``, ``dedupe``)
