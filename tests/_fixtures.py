@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rerankit import Reranker, RerankResults, ScoreBatch, ScoreSpace
+from rerankit import Candidate, Reranker, RerankResults, ScoreBatch, ScoreSpace
 
 CORPUS = [
     ("qdrant", "Qdrant is a vector database that stores embeddings and searches them with HNSW."),
@@ -32,7 +32,8 @@ class OverlapReranker(Reranker):
     def model_name(self) -> str:
         return "word-overlap"
 
-    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+    def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        texts = [c.text for c in candidates]
         self.calls.append(list(texts))
         words = {w.strip("?.,").lower() for w in query.split()}
         return ScoreBatch(

@@ -48,7 +48,8 @@ class Flagged(Reranker):
     def model_name(self) -> str:
         return "flagged-model"
 
-    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+    def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        texts = [c.text for c in candidates]
         self.scored.append(list(texts))
         return ScoreBatch(
             raw=[(len(t) % 17) - 8.0 + len(query) / 100 for t in texts],
@@ -216,7 +217,7 @@ def test_disk_cache_serves_a_new_process_identically(tmp_path: Path) -> None:
 def test_results_report_the_wrapped_backend_and_calibration() -> None:
     inner = Flagged()
     cached = CachedReranker(reranker=inner)
-    assert cached.backend == "flagged"
+    assert cached.backend == "cache"  # the results name who scored
     assert cached.score_space is ScoreSpace.LOGIT
     assert cached.model_name == "flagged-model"
     assert cached.calibration is inner.calibration
@@ -276,7 +277,7 @@ def test_refuses_rerankers_whose_scores_depend_on_the_list() -> None:
         CachedReranker(reranker=FusionReranker([Flagged(), OverlapReranker()]))
     with pytest.raises(ConfigurationError, match="cannot tell"):
         CachedReranker(reranker=OverlapReranker())
-    assert CachedReranker(reranker=OverlapReranker(), pointwise=True).backend == "overlap"
+    assert CachedReranker(reranker=OverlapReranker(), pointwise=True).reranker.backend == "overlap"
 
 
 @pytest.mark.parametrize(
@@ -305,7 +306,7 @@ def test_accepts_a_spec(tmp_path: Path) -> None:
     cached = CachedReranker(reranker=f"cross-encoder:{tmp_path}?max_length=64")
     assert isinstance(cached.reranker, CrossEncoderReranker)
     assert cached.reranker.max_length == 64
-    assert cached.backend == "cross-encoder"
+    assert cached.reranker.backend == "cross-encoder"
 
 
 def test_empty_and_all_cached_calls_do_not_call_the_model() -> None:
@@ -416,7 +417,8 @@ def test_pointwise_is_read_from_the_declaration() -> None:
                 dedupe=True,
             )
 
-        def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+        def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+            texts = [c.text for c in candidates]
             return ScoreBatch([len(t) / 100 for t in texts])
 
     class ByMode(OverlapReranker):
@@ -438,11 +440,13 @@ def test_pointwise_is_read_from_the_declaration() -> None:
             self.mode = mode
 
     assert CachedReranker(reranker=LocalLength()).rerank("q", ["ab", "abc"])[0].index == 1
-    assert CachedReranker(reranker=ByMode("pointwise")).backend == "overlap"
+    assert CachedReranker(reranker=ByMode("pointwise")).reranker.backend == "overlap"
     with pytest.raises(ConfigurationError, match="not pointwise"):
         CachedReranker(reranker=ByMode("listwise"))
     # An option named like LLMReranker's is not a declaration: the caller has to vouch.
     with pytest.raises(ConfigurationError, match="pointwise=True"):
         CachedReranker(reranker=ModeOnly("pointwise"))
-    assert CachedReranker(reranker=ModeOnly("pointwise"), pointwise=True).backend == "overlap"
-    assert CachedReranker(reranker=CrossEncoderReranker(model="m")).backend == "cross-encoder"
+    vouched = CachedReranker(reranker=ModeOnly("pointwise"), pointwise=True)
+    assert vouched.reranker.backend == "overlap"
+    declared = CachedReranker(reranker=CrossEncoderReranker(model="m"))
+    assert declared.reranker.backend == "cross-encoder"

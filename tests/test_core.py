@@ -10,7 +10,6 @@ import math
 import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import pytest
@@ -75,7 +74,8 @@ class FakeReranker(Reranker):
     def texts_scored(self) -> list[str]:
         return [t for _, texts in self.calls for t in texts]
 
-    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+    def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        texts = [c.text for c in candidates]
         with self._lock:
             self.calls.append((query, list(texts)))
         raw = [self.table.get(t, self.default) for t in texts]
@@ -153,7 +153,8 @@ def test_scores_are_plain_python_floats_even_from_numpy() -> None:
     class NumpyFake(Reranker):
         score_space = ScoreSpace.LOGIT
 
-        def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+        def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+            texts = [c.text for c in candidates]
             return ScoreBatch(
                 raw=np.arange(len(texts), dtype=np.float32),
                 truncated=np.zeros(len(texts), dtype=bool),
@@ -517,11 +518,13 @@ async def test_async_wrong_number_of_scores_raises_backend_error() -> None:
 
 def test_wrong_number_of_truncation_flags_raises_backend_error() -> None:
     class BadFlags(Reranker):
-        def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+        def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+            texts = [c.text for c in candidates]
             return ScoreBatch(raw=[0.5] * len(texts), truncated=[True])
 
     class BadWindows(Reranker):
-        def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+        def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+            texts = [c.text for c in candidates]
             return ScoreBatch(raw=[0.5] * len(texts), windows=[1] * (len(texts) + 1))
 
     with pytest.raises(BackendError):
@@ -735,7 +738,8 @@ async def test_native_async_scorer_is_used_by_arerank() -> None:
     class AsyncFake(FakeReranker):
         async_calls = 0
 
-        async def _ascore(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+        async def _ascore(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+            texts = [c.text for c in candidates]
             type(self).async_calls += 1
             return ScoreBatch(raw=[self.table.get(t, 0.0) for t in texts])
 
@@ -746,88 +750,58 @@ async def test_native_async_scorer_is_used_by_arerank() -> None:
     assert reranker.calls == []  # the sync hook was not used
 
 
-# -- steps of the flow that rerankers built on other rerankers override ----------------------------
+# -- the backend hook sees validated candidates ----------------------------------------------------
 
 
-class PreparedScorer(FakeReranker):
-    """Scores from the validated candidates (ids included), as a fusion reranker does."""
+class CandidateScorer(FakeReranker):
+    """Scores from the candidates' ids and first-stage scores, as a fusion reranker does."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
-        self.seen: list[tuple[str, list[int], dict[int, int], list[Candidate]]] = []
+        self.seen: list[tuple[str, list[Candidate]]] = []
 
-    def _by_id(self, query: str, prepared: object) -> ScoreBatch:
-        from rerankit.candidates import Prepared
-
-        assert isinstance(prepared, Prepared)
-        self.seen.append(
-            (query, list(prepared.unique), dict(prepared.duplicates), prepared.candidates)
+    def _by_id(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        self.seen.append((query, list(candidates)))
+        return ScoreBatch(
+            [len(c.id or "") + (c.retrieval_score or 0.0) for c in candidates]
         )
-        return ScoreBatch([float(len(prepared.candidates[i].id or "")) for i in prepared.unique])
 
-    def _score_prepared(self, query: str, prepared: Any) -> ScoreBatch:
-        return self._by_id(query, prepared)
+    def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        return self._by_id(query, candidates)
 
-    async def _ascore_prepared(self, query: str, prepared: Any) -> ScoreBatch:
-        return self._by_id(query, prepared)
+    async def _ascore(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        return self._by_id(query, candidates)
 
 
-async def test_score_prepared_hook_sees_validated_candidates_and_results_are_finished() -> None:
+async def test_hook_sees_validated_unique_candidates_and_results_are_finished() -> None:
     docs = [
         Candidate("x", id="b"),
-        Candidate("y", id="dddd"),
+        Candidate("y", id="ddd", retrieval_score=0.5, metadata={"k": 1}),
         "plain",
         Candidate("z", id="b"),
         Candidate("w", id="cc"),
     ]
-    reranker = PreparedScorer(calibration=Linear(low=0.0, high=4.0))
+    reranker = CandidateScorer(calibration=Linear(low=0.0, high=4.0))
     for results in (
         reranker.rerank("q", docs, top_n=2),
         await reranker.arerank("q", docs, top_n=2),
     ):
         assert [r.index for r in results] == [1, 4]
-        assert [r.raw_score for r in results] == [4.0, 2.0]
+        assert [r.raw_score for r in results] == [3.5, 2.0]
         assert results[0].candidate is docs[1]
         assert [d.index for d in results.dropped] == [0, 2]
         assert dict(results.duplicates) == {3: 0}
+        assert results.candidates == len(docs)
+        assert set(results.timings) == {"score", "rerank"}
+        assert results.timings["rerank"] >= results.timings["score"] >= 0.0
         accounted(results, len(docs))
     assert len(reranker.seen) == 2
-    query, unique, duplicates, candidates = reranker.seen[0]
-    assert (query, unique, duplicates) == ("q", [0, 1, 2, 4], {3: 0})
+    query, candidates = reranker.seen[0]
+    assert query == "q"
+    assert [c.id for c in candidates] == ["b", "ddd", None, "cc"]  # the duplicate is folded
     assert candidates[1] is docs[1] and candidates[2] == Candidate("plain")
-    assert reranker.calls == []  # _score was bypassed
+    assert candidates[1].metadata == {"k": 1} and candidates[1].retrieval_score == 0.5
     assert reranker.rerank("q", []).is_empty and len(reranker.seen) == 2
-
-
-async def test_rerank_prepared_hook_gets_the_merged_policy_and_skips_empty_input() -> None:
-    seen: list[ThresholdPolicy] = []
-
-    class Custom(FakeReranker):
-        def _rerank_prepared(
-            self, query: str, prepared: Any, policy: ThresholdPolicy
-        ) -> RerankResults:
-            seen.append(policy)
-            return RerankResults(backend="custom-flow")
-
-        async def _arerank_prepared(
-            self, query: str, prepared: Any, policy: ThresholdPolicy
-        ) -> RerankResults:
-            seen.append(policy)
-            return RerankResults(backend="custom-flow-async")
-
-    reranker = Custom(TABLE)
-    base = ThresholdPolicy(min_ratio=0.5, top_n=4)
-    assert reranker.rerank("q", DOCS, top_n=2, policy=base).backend == "custom-flow"
-    assert (await reranker.arerank("q", DOCS, min_score=0.3)).backend == "custom-flow-async"
-    assert seen == [
-        ThresholdPolicy(min_ratio=0.5, top_n=2),
-        ThresholdPolicy(min_score=0.3),
-    ]
-    assert reranker.rerank("q", []).backend == "fake"  # empty input never reaches the hook
-    with pytest.raises(EmptyQueryError):
-        reranker.rerank(" ", DOCS)
-    assert len(seen) == 2
-    assert reranker.calls == []
 
 
 async def test_async_truncation_warning_points_at_the_caller() -> None:

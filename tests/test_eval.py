@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from rerankit import (
+    Candidate,
     ConfigurationError,
     EmbeddingReranker,
     FusionReranker,
@@ -94,7 +95,8 @@ class Overlap(Reranker):
     backend = "test-overlap"
     score_space = ScoreSpace.PROBABILITY
 
-    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+    def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        texts = [c.text for c in candidates]
         words = set(query.lower().split())
         return ScoreBatch(
             [len(words & {w.strip(".").lower() for w in t.split()}) / len(words) for t in texts]

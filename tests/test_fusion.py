@@ -30,7 +30,8 @@ class Fixed(Reranker):
         self.table = table
         self.calls = 0
 
-    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+    def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        texts = [c.text for c in candidates]
         self.calls += 1
         return ScoreBatch([self.table.get(t, 0.0) for t in texts])
 
@@ -159,11 +160,19 @@ def test_keyword_only_options_and_specs() -> None:
     assert fused.model_name.startswith("weighted(embedding:")
 
 
-def test_score_hook_needs_candidates_when_fusing_the_first_stage() -> None:
-    with pytest.raises(ConfigurationError):
-        FusionReranker([A], first_stage="retrieval_score")._score("q", ["a"])
-    batch = FusionReranker([A, B])._score("q", ["a", "b", "c"])
-    assert len(batch.raw) == 3
+def test_first_stage_score_comes_from_the_candidate_or_its_metadata() -> None:
+    fused = FusionReranker([Fixed({})], first_stage="retrieval_score", first_stage_weight=1.0)
+    by_field = [Candidate("a", retrieval_score=1.0), Candidate("b", retrieval_score=5.0)]
+    by_metadata = [
+        Candidate("a", metadata={"retrieval_score": 1.0}),
+        Candidate("b", metadata={"retrieval_score": 5.0}),
+    ]
+    seen = [[(r.index, r.score, r.raw_score) for r in fused.rerank("q", d)] for d in
+            (by_field, by_metadata)]
+    assert seen[0] == seen[1] and [i for i, _, _ in seen[0]] == [1, 0]
+    with pytest.raises(InvalidDocumentError) as info:
+        fused.rerank("q", ["a", "b"])
+    assert info.value.index == 0 and "retrieval_score" in str(info.value)
 
 
 def test_docstring_examples_run() -> None:
@@ -175,9 +184,9 @@ def test_docstring_examples_run() -> None:
 class Truncating(Fixed):
     """Flags texts longer than one character as truncated."""
 
-    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
-        batch = super()._score(query, texts)
-        return ScoreBatch(batch.raw, truncated=[len(t) > 1 for t in texts])
+    def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        batch = super()._score(query, candidates)
+        return ScoreBatch(batch.raw, truncated=[len(c.text) > 1 for c in candidates])
 
 
 async def test_fusion_truncation_warning_points_at_the_caller() -> None:

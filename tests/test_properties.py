@@ -17,12 +17,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rerankit import (
     Candidate,
     Clip,
+    ConfigurationError,
     Linear,
     Reranker,
     RerankResults,
@@ -61,7 +63,8 @@ class Fake(Reranker):
         self.calls: list[list[str]] = []
         self._lock = threading.Lock()
 
-    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+    def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        texts = [c.text for c in candidates]
         with self._lock:
             self.calls.append(list(texts))
         return ScoreBatch(
@@ -81,6 +84,7 @@ RAW = {
     ScoreSpace.LOGIT: st.floats(-40.0, 40.0),
     ScoreSpace.COSINE: st.floats(-1.5, 1.5),  # clipping creates ties on the calibrated score
     ScoreSpace.GRADE: st.floats(-2.0, 12.0),
+    ScoreSpace.RANK: st.floats(0.0, 1.0),
 }
 
 
@@ -143,7 +147,7 @@ class Scenario:
 
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
-    space = draw(st.sampled_from(list(ScoreSpace)))
+    space = draw(st.sampled_from([s for s in ScoreSpace if s.absolute]))
     raw = st.sampled_from(TIES) | RAW[space]
     table = {t: draw(raw) for t in TEXTS}
     long = frozenset(draw(st.sets(st.sampled_from(TEXTS), max_size=3)))
@@ -331,18 +335,18 @@ def test_rerank_is_deterministic(s: Scenario) -> None:
 
 
 class Down(Reranker):
-    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+    def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
         raise RuntimeError("down")
 
 
 @SETTINGS
-@given(scenarios(), st.booleans())
-def test_fallback_answers_as_its_member_called_directly(s: Scenario, dedupe: bool) -> None:
+@given(scenarios())
+def test_fallback_answers_as_its_member_called_directly(s: Scenario) -> None:
     from rerankit import FallbackReranker
 
     member = s.reranker()
-    # The fallback's own dedupe setting does not change what its member sees.
-    fallback = FallbackReranker([Down(), member], dedupe=dedupe)
+    # The fallback folds duplicates by the same rule as the member, then the member reranks.
+    fallback = FallbackReranker([Down(), member], dedupe=s.dedupe)
     direct = run_sync(s, member)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TruncationWarning)
@@ -404,3 +408,19 @@ def test_sigmoid_is_monotonic(a: float, b: float) -> None:
 def test_linear_and_clip_stay_in_unit_interval(raw: float, low: float, width: float) -> None:
     assert 0.0 <= calibrate(Linear(low, low + width), raw) <= 1.0
     assert 0.0 <= calibrate(Clip(), raw) <= 1.0
+
+
+@SETTINGS
+@given(scenarios(), policies)
+def test_rank_space_refuses_min_score_and_applies_the_other_rules(
+    s: Scenario, policy: ThresholdPolicy
+) -> None:
+    reranker = FAKES[ScoreSpace.RANK](s.table, s.long, dedupe=s.dedupe)
+    if policy.min_score is not None:
+        with pytest.raises(ConfigurationError, match="top_n or min_ratio"):
+            reranker.rerank("query", s.docs, policy=policy)
+        return
+    results = reranker.rerank("query", s.docs, policy=policy)
+    absolute = FAKES[ScoreSpace.PROBABILITY](s.table, s.long, dedupe=s.dedupe)
+    assert snapshot(results) == snapshot(absolute.rerank("query", s.docs, policy=policy))
+    assert results.score_space == "rank"

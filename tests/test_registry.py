@@ -12,6 +12,7 @@ import pytest
 
 import rerankit.registry as registry
 from rerankit import (
+    Candidate,
     ConfigurationError,
     CrossEncoderReranker,
     EmbeddingReranker,
@@ -43,7 +44,8 @@ class Constant(Reranker):
         self.value = value
         self.model = model
 
-    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+    def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        texts = [c.text for c in candidates]
         return ScoreBatch([self.value] * len(texts))
 
 
@@ -299,4 +301,4 @@ def test_registration_in_a_fresh_process_sees_the_builtins() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     ).stdout.split()
-    assert out == ["refused", "cohere,cross-encoder,embedding,http,late-interaction,llm"]
+    assert out == ["refused", "cohere,cross-encoder,embedding,http,late-interaction,llm,none"]

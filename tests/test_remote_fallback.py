@@ -170,7 +170,7 @@ def test_invalid_configuration(args: list[object], kwargs: dict[str, object]) ->
 
 
 class _Down(Reranker):
-    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+    def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
         raise RuntimeError("service unavailable")
 
 
@@ -181,7 +181,8 @@ class _Table(Reranker):
         super().__init__(**kwargs)
         self.table = table
 
-    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+    def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        texts = [c.text for c in candidates]
         return ScoreBatch([self.table.get(t, 0.0) for t in texts])
 
 
@@ -208,17 +209,20 @@ def _snapshot(results: RerankResults) -> list[object]:
 async def test_a_member_answers_as_if_called_directly(kwargs: dict[str, Any]) -> None:
     doc_b = Candidate("b", id="id-b", metadata={"k": 1})
     documents: list[str | Candidate] = ["a", doc_b, "c", "a", Candidate("other", id="id-b"), "d"]
-    # The member folds no duplicates although the fallback does: it still sees every copy.
-    member = _Table({"a": 0.9, "b": 0.5, "c": 0.4, "d": 0.7, "other": 0.95}, dedupe=False)
-    fallback = FallbackReranker([_Down(), member])
-    direct = member.rerank(QUERY, documents, **kwargs)
-    for results in (
-        fallback.rerank(QUERY, documents, **kwargs),
-        await fallback.arerank(QUERY, documents, **kwargs),
-    ):
-        assert _snapshot(results) == _snapshot(direct)
-        assert results.fallback is not None and "_Down" in results.fallback
-        for r in results:
-            if isinstance(documents[r.index], Candidate):
-                assert r.candidate is documents[r.index]
-    assert 4 in [r.index for r in direct] + [d.index for d in direct.dropped]
+    table = {"a": 0.9, "b": 0.5, "c": 0.4, "d": 0.7, "other": 0.95}
+    for dedupe in (True, False):
+        member = _Table(table, dedupe=dedupe)
+        fallback = FallbackReranker([_Down(), member], dedupe=dedupe)
+        direct = member.rerank(QUERY, documents, **kwargs)
+        for results in (
+            fallback.rerank(QUERY, documents, **kwargs),
+            await fallback.arerank(QUERY, documents, **kwargs),
+        ):
+            assert _snapshot(results) == _snapshot(direct)
+            assert results.fallback is not None and "_Down" in results.fallback
+            for r in results:
+                if isinstance(documents[r.index], Candidate):
+                    assert r.candidate is documents[r.index]
+    # The fallback's own dedupe rule decides what its members see.
+    folded = FallbackReranker([_Down(), _Table(table, dedupe=False)]).rerank(QUERY, documents)
+    assert dict(folded.duplicates) == {3: 0, 4: 1}

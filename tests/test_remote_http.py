@@ -55,7 +55,7 @@ def test_tei_raw_scores_are_logits_calibrated_by_sigmoid(tei: LoopbackServer) ->
     docs = corpus(10)
     reranker = make(tei, raw_scores=True)
     assert reranker.score_space is ScoreSpace.LOGIT
-    assert HTTPReranker.score_space is ScoreSpace.PROBABILITY  # the class is untouched
+    assert make(tei).score_space is ScoreSpace.PROBABILITY  # other instances are untouched
     results = reranker.rerank(QUERY, docs)
     assert_exact(results, docs)
     for r in results:

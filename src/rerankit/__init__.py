@@ -12,6 +12,7 @@ from rerankit.backends.fallback import FallbackReranker
 from rerankit.backends.fusion import FusionReranker
 from rerankit.backends.http import HTTPReranker
 from rerankit.backends.llm import LLMReranker
+from rerankit.backends.passthrough import PassthroughReranker
 from rerankit.base import Reranker, ScoreBatch
 from rerankit.batching import MicroBatcher
 from rerankit.cache import CachedReranker, ScoreCache
@@ -23,13 +24,20 @@ from rerankit.errors import (
     EmptyQueryError,
     InvalidDocumentError,
     InvalidQueryError,
+    InvalidScoreError,
     MissingDependencyError,
     RerankError,
     RerankWarning,
     TruncationWarning,
     UnknownBackendError,
 )
-from rerankit.registry import available_backends, from_spec, parse_spec, register_backend
+from rerankit.registry import (
+    as_reranker,
+    available_backends,
+    from_spec,
+    parse_spec,
+    register_backend,
+)
 from rerankit.remote import (
     DeadlineExceededError,
     FallbackExhaustedError,
@@ -66,12 +74,14 @@ __all__ = [
     "HTTPReranker",
     "InvalidDocumentError",
     "InvalidQueryError",
+    "InvalidScoreError",
     "LLMReranker",
     "LateInteractionReranker",
     "Linear",
     "MalformedResponseError",
     "MicroBatcher",
     "MissingDependencyError",
+    "PassthroughReranker",
     "RateLimitedError",
     "RemoteConnectionError",
     "RemoteError",
@@ -92,6 +102,7 @@ __all__ = [
     "UnknownBackendError",
     "Usage",
     "__version__",
+    "as_reranker",
     "available_backends",
     "clear_model_cache",
     "from_spec",

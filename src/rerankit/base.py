@@ -4,53 +4,75 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import math
+import numbers
 import threading
+import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rerankit.calibration import Calibration, ScoreSpace, calibrate, default_calibration
 from rerankit.candidates import Document, Prepared, prepare, validate_query
-from rerankit.errors import BackendError, TruncationWarning
+from rerankit.errors import (
+    BackendError,
+    ConfigurationError,
+    InvalidScoreError,
+    RerankError,
+    TruncationWarning,
+)
 from rerankit.threshold import ThresholdPolicy
-from rerankit.types import Dropped, RerankResult, RerankResults
+from rerankit.types import Candidate, Dropped, RerankResult, RerankResults
 
-__all__ = ["Reranker", "ScoreBatch"]
+__all__ = ["Reranker", "ScoreBatch", "per_candidate"]
 
 
 @dataclass(frozen=True)
 class ScoreBatch:
-    """What a backend returns for a batch of texts: one raw score each, plus truncation facts
-    and, for remote backends, what the call cost (``usage``, copied to the results)."""
+    """What a backend returns for the candidates it was given: one raw score each, in order.
+
+    ``truncated`` / ``windows`` say which documents were cut to the model window or scored as
+    overlapping windows; ``usage`` is what the call cost a remote backend (copied to the
+    results).
+
+    A reranker that returns another reranker's scores (:class:`~rerankit.FallbackReranker`)
+    also says whose they are: ``scores`` (already calibrated, in [0, 1]), ``space`` (the space
+    of ``raw`` when it is not this reranker's :attr:`~Reranker.score_space`), ``backend`` /
+    ``model`` and ``fallback`` (why these are not the primary reranker's scores).
+    """
 
     raw: Sequence[float]
     truncated: Sequence[bool] | None = None
     windows: Sequence[int] | None = None
     usage: Mapping[str, Any] | None = None
+    scores: Sequence[float] | None = None
+    space: ScoreSpace | None = None
+    backend: str | None = None
+    model: str | None = None
+    fallback: str | None = None
 
 
 class Reranker(abc.ABC):
     """Base class of every reranker.
 
-    A backend implements :meth:`_score` (and, when it has a native async client,
-    :meth:`_ascore`); the base class does everything else: validation, duplicate folding,
-    calibration to [0, 1], sorting, threshold policies and accounting.
-
-    Rerankers built on other rerankers override a later step of the same flow instead:
-    :meth:`_score_prepared` / :meth:`_ascore_prepared` to score the validated candidates
-    themselves (e.g. fusion, which needs the candidates' metadata), or
-    :meth:`_rerank_prepared` / :meth:`_arerank_prepared` to produce the results some other
-    way (e.g. fallback, which returns a member's results).
+    A backend implements one hook, :meth:`_score` (and, when it has a native async client,
+    :meth:`_ascore`): given the query and the validated, de-duplicated candidates (text, id,
+    metadata and first-stage score), return a :class:`ScoreBatch` with one raw score per
+    candidate. The base class does everything else: validation, duplicate folding,
+    calibration to [0, 1], sorting, threshold policies, accounting and timings. Rerankers
+    built on other rerankers (fusion, fallback, cache) implement the same hook by calling the
+    other rerankers' public :meth:`rerank` / :meth:`arerank`.
 
     Example:
         >>> from rerankit import Reranker, ScoreBatch, ScoreSpace
         >>> class Overlap(Reranker):
         ...     backend = "overlap"
         ...     score_space = ScoreSpace.PROBABILITY
-        ...     def _score(self, query, texts):
+        ...     def _score(self, query, candidates):
         ...         q = set(query.lower().split())
-        ...         return ScoreBatch([len(q & set(t.lower().split())) / len(q) for t in texts])
+        ...         return ScoreBatch(
+        ...             [len(q & set(c.text.lower().split())) / len(q) for c in candidates])
         >>> results = Overlap().rerank("red apple", ["green pear", "red apple pie"])
         >>> [(r.index, r.score) for r in results]
         [(1, 1.0), (0, 0.0)]
@@ -58,14 +80,33 @@ class Reranker(abc.ABC):
 
     backend: ClassVar[str] = "custom"
     """Registered backend name, as used in specs (``cross-encoder``, ``embedding``, ...)."""
-    score_space: ClassVar[ScoreSpace] = ScoreSpace.PROBABILITY
-    """The space of :attr:`RerankResult.raw_score`; picks the default calibration."""
 
     def __init__(self, *, calibration: Calibration | None = None, dedupe: bool = True) -> None:
+        if calibration is not None and not callable(calibration):
+            raise ConfigurationError(
+                f"calibration must be a callable float -> float or None, got {calibration!r}"
+            )
+        if not isinstance(dedupe, bool):
+            raise ConfigurationError(f"dedupe must be a bool, got {dedupe!r}")
         self.calibration: Calibration = calibration or default_calibration(self.score_space)
+        self._custom_calibration = calibration is not None
         self.dedupe = dedupe
         self._truncation_warned = False
         self._warn_lock = threading.Lock()
+
+    @property
+    def score_space(self) -> ScoreSpace:
+        """The space of :attr:`RerankResult.raw_score`; picks the default calibration.
+
+        A backend declares it with a class attribute (``score_space = ScoreSpace.LOGIT``) or,
+        when it depends on options, a property.
+        """
+        return ScoreSpace.PROBABILITY
+
+    @property
+    def custom_calibration(self) -> bool:
+        """Whether ``calibration`` was given (else the score space's default is used)."""
+        return self._custom_calibration
 
     @property
     def model_name(self) -> str:
@@ -87,15 +128,15 @@ class Reranker(abc.ABC):
         model = f"model={self.model_name!r}" if self.model_name else ""
         return f"{type(self).__name__}({model})"
 
-    # -- backend hooks -------------------------------------------------------------------------
+    # -- the backend hook ----------------------------------------------------------------------
 
     @abc.abstractmethod
-    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
-        """Score each text against ``query``; ``raw`` holds one value per text, in order."""
+    def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        """Score each candidate against ``query``; ``raw`` holds one value per candidate."""
 
-    async def _ascore(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+    async def _ascore(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
         """Async scoring; by default runs :meth:`_score` in a worker thread."""
-        return await asyncio.to_thread(self._score, query, texts)
+        return await asyncio.to_thread(self._score, query, candidates)
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -113,10 +154,12 @@ class Reranker(abc.ABC):
         ``top_n`` and ``min_score`` are shorthands that override the same fields of ``policy``.
         An empty document list returns an empty result without calling the model.
         """
+        started = time.perf_counter()
         query, prepared, resolved = self._begin(query, documents, top_n, min_score, policy)
         if not prepared.unique:
-            return self._empty(prepared)
-        return self._rerank_prepared(query, prepared, resolved)
+            return self._empty(prepared, started)
+        batch = self._guarded(self._score, query, prepared.scored)
+        return self._finish(prepared, batch, resolved, started, time.perf_counter())
 
     async def arerank(
         self,
@@ -128,36 +171,17 @@ class Reranker(abc.ABC):
         policy: ThresholdPolicy | None = None,
     ) -> RerankResults:
         """Async :meth:`rerank`, with the same results."""
+        started = time.perf_counter()
         query, prepared, resolved = self._begin(query, documents, top_n, min_score, policy)
         if not prepared.unique:
-            return self._empty(prepared)
-        return await self._arerank_prepared(query, prepared, resolved)
-
-    # -- steps of rerank() that rerankers built on other rerankers override ----------------------
-
-    def _rerank_prepared(
-        self, query: str, prepared: Prepared, policy: ThresholdPolicy
-    ) -> RerankResults:
-        """Results for validated, non-empty input: score, then :meth:`_finish`.
-
-        ``query`` is validated, ``prepared`` holds at least one candidate to score and
-        ``policy`` already includes the ``top_n`` / ``min_score`` shorthands.
-        """
-        return self._finish(prepared, self._score_prepared(query, prepared), policy)
-
-    async def _arerank_prepared(
-        self, query: str, prepared: Prepared, policy: ThresholdPolicy
-    ) -> RerankResults:
-        """Async :meth:`_rerank_prepared`."""
-        return self._finish(prepared, await self._ascore_prepared(query, prepared), policy)
-
-    def _score_prepared(self, query: str, prepared: Prepared) -> ScoreBatch:
-        """Scores of ``prepared.unique``, in order; by default :meth:`_score` of their texts."""
-        return self._score(query, prepared.texts)
-
-    async def _ascore_prepared(self, query: str, prepared: Prepared) -> ScoreBatch:
-        """Async :meth:`_score_prepared`; by default :meth:`_ascore` of the texts."""
-        return await self._ascore(query, prepared.texts)
+            return self._empty(prepared, started)
+        try:
+            batch = await self._ascore(query, prepared.scored)
+        except RerankError:
+            raise
+        except Exception as exc:
+            raise self._wrapped(exc) from exc
+        return self._finish(prepared, batch, resolved, started, time.perf_counter())
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -169,28 +193,83 @@ class Reranker(abc.ABC):
         min_score: float | None,
         policy: ThresholdPolicy | None,
     ) -> tuple[str, Prepared, ThresholdPolicy]:
-        resolved = (policy or ThresholdPolicy()).merged(top_n=top_n, min_score=min_score)
+        resolved = ThresholdPolicy.resolve(policy, top_n=top_n, min_score=min_score)
+        self._check_policy(resolved)
         prepared = prepare(documents, dedupe=self.dedupe)
         query = validate_query(query)
         return query, prepared, resolved
 
-    def _empty(self, prepared: Prepared) -> RerankResults:
+    def _check_policy(self, policy: ThresholdPolicy) -> None:
+        if policy.min_score is None or self.score_space.absolute or self.custom_calibration:
+            return
+        raise ConfigurationError(
+            f"{type(self).__name__} scores are rank-derived (score space "
+            f"{self.score_space.value!r}): they only order one candidate list, so "
+            f"min_score={policy.min_score:g} would keep the same share of every list however "
+            "relevant it is; use top_n or min_ratio instead, or pass a calibration fitted to "
+            "these scores"
+        )
+
+    def _wrapped(self, exc: Exception) -> BackendError:
+        return BackendError(f"{type(self).__name__} failed to score: {type(exc).__name__}: {exc}")
+
+    def _guarded(
+        self,
+        hook: Callable[[str, Sequence[Candidate]], ScoreBatch],
+        query: str,
+        candidates: Sequence[Candidate],
+    ) -> ScoreBatch:
+        """``hook(query, candidates)``; an exception that is not a RerankError is wrapped."""
+        try:
+            return hook(query, candidates)
+        except RerankError:
+            raise
+        except Exception as exc:
+            raise self._wrapped(exc) from exc
+
+    def _empty(self, prepared: Prepared, started: float) -> RerankResults:
         return RerankResults(
             empty_reason="no documents",
             duplicates=prepared.duplicates,
             backend=self.backend,
             model=self.model_name,
+            score_space=self.score_space.value,
+            timings={"score": 0.0, "rerank": _ms(started)},
+            candidates=len(prepared.candidates),
         )
 
+    def _raw_scores(self, batch: object, prepared: Prepared) -> list[float]:
+        """The batch's raw scores as floats; an :class:`InvalidScoreError` names the document
+        (by input index) of the first one that is not a finite number."""
+        name = type(self).__name__
+        if not isinstance(batch, ScoreBatch):
+            raise BackendError(f"{name} returned {type(batch).__name__}, not a ScoreBatch")
+        raw = list(batch.raw)
+        n = len(prepared.unique)
+        if len(raw) != n:
+            raise BackendError(f"{name} returned {len(raw)} scores for {n} documents")
+        for position, value in enumerate(raw):
+            number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            if not number or not math.isfinite(float(value)):
+                index = prepared.unique[position]
+                raise InvalidScoreError(
+                    f"{name} returned {value!r} ({type(value).__name__}) as the score of "
+                    f"document {index}; a score must be a finite number",
+                    index=index,
+                    backend=self.backend,
+                )
+        return [float(v) for v in raw]
+
     def _finish(
-        self, prepared: Prepared, batch: ScoreBatch, policy: ThresholdPolicy
+        self,
+        prepared: Prepared,
+        batch: ScoreBatch,
+        policy: ThresholdPolicy,
+        started: float,
+        scored: float,
     ) -> RerankResults:
         n = len(prepared.unique)
-        raw = list(batch.raw)
-        if len(raw) != n:
-            raise BackendError(
-                f"{type(self).__name__} returned {len(raw)} scores for {n} documents"
-            )
+        raw = self._raw_scores(batch, prepared)
         truncated = list(batch.truncated) if batch.truncated is not None else [False] * n
         windows = list(batch.windows) if batch.windows is not None else [1] * n
         if len(truncated) != n or len(windows) != n:
@@ -198,11 +277,21 @@ class Reranker(abc.ABC):
                 f"{type(self).__name__} returned {len(truncated)} truncation flags and "
                 f"{len(windows)} window counts for {n} documents"
             )
-        rows = []
-        for pos, index in enumerate(prepared.unique):
-            raw_score = float(raw[pos])
-            rows.append((calibrate(self.calibration, raw_score), raw_score, index, pos))
-        rows.sort(key=lambda row: (-row[0], -row[1], row[2]))
+        if batch.scores is not None:
+            calibrated = [float(s) for s in batch.scores]
+            if len(calibrated) != n or not all(0.0 <= s <= 1.0 for s in calibrated):
+                raise BackendError(f"{type(self).__name__} returned invalid calibrated scores")
+        else:
+            calibrated = [calibrate(self.calibration, r) for r in raw]
+        space = batch.space or self.score_space
+        if batch.fallback is not None and not space.absolute:
+            # The call degraded to scores that only order the list (a fallback's listwise
+            # member or its retrieval order): no score threshold can be judged on them.
+            policy = policy.ordering_only
+        rows = sorted(
+            ((calibrated[pos], raw[pos], index, pos) for pos, index in enumerate(prepared.unique)),
+            key=lambda row: (-row[0], -row[1], row[2]),
+        )
         outcome = policy.apply([row[0] for row in rows])
         results = []
         for rank, position in enumerate(outcome.kept):
@@ -216,6 +305,7 @@ class Reranker(abc.ABC):
                     candidate=prepared.candidates[index],
                     truncated=bool(truncated[pos]),
                     windows=int(windows[pos]),
+                    fallback=batch.fallback,
                 )
             )
         dropped = [
@@ -231,9 +321,13 @@ class Reranker(abc.ABC):
             duplicates=prepared.duplicates,
             empty_reason=outcome.empty_reason,
             truncated=n_truncated,
-            backend=self.backend,
-            model=self.model_name,
+            backend=batch.backend if batch.backend is not None else self.backend,
+            model=batch.model if batch.model is not None else self.model_name,
+            fallback=batch.fallback,
             usage=batch.usage,
+            score_space=space.value,
+            timings={"score": (scored - started) * 1000.0, "rerank": _ms(started)},
+            candidates=len(prepared.candidates),
         )
 
     def _warn_truncation(self, count: int, total: int) -> None:
@@ -246,6 +340,30 @@ class Reranker(abc.ABC):
             "window and were truncated (reported once per reranker; see RerankResult.truncated, "
             "or pass long_documents='window' to score overlapping windows)",
             TruncationWarning,
-            # _warn_truncation < _finish < _rerank_prepared < rerank < the caller of rerank()
-            stacklevel=5,
+            # _warn_truncation < _finish < rerank < the caller of rerank()
+            stacklevel=4,
         )
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
+
+
+def per_candidate(results: RerankResults, n: int) -> list[RerankResult]:
+    """Each of the ``n`` input positions' result, for results of a call without a threshold.
+
+    A duplicate gets the result of the copy that was scored. For rerankers built on other
+    rerankers, which call them with no threshold so that nothing is dropped.
+    """
+    found: list[RerankResult | None] = [None] * n
+    for result in results:
+        found[result.index] = result
+    for duplicate, kept in results.duplicates.items():
+        found[duplicate] = found[kept]
+    missing = [i for i, r in enumerate(found) if r is None]
+    if missing:
+        raise BackendError(
+            f"a {results.backend or 'member'} reranker left documents {missing[:5]} "
+            "unaccounted for"
+        )
+    return [r for r in found if r is not None]

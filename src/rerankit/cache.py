@@ -16,8 +16,8 @@ Example:
     >>> from rerankit import CachedReranker, Reranker, ScoreBatch, ScoreCache
     >>> class Length(Reranker):
     ...     pointwise = True  # each document's score ignores the other documents
-    ...     def _score(self, query, texts):
-    ...         return ScoreBatch([len(t) / 100 for t in texts])
+    ...     def _score(self, query, candidates):
+    ...         return ScoreBatch([len(c.text) / 100 for c in candidates])
     >>> cached = CachedReranker(reranker=Length(), cache=ScoreCache(max_entries=1000))
     >>> first = cached.rerank("q", ["a long document", "short"])
     >>> again = cached.rerank("q", ["a long document", "short"])  # served from the cache
@@ -31,6 +31,7 @@ import asyncio
 import hashlib
 import importlib.metadata
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -39,8 +40,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from rerankit.base import Reranker, ScoreBatch
+from rerankit.base import Reranker, ScoreBatch, per_candidate
+from rerankit.calibration import ScoreSpace
 from rerankit.errors import BackendError, ConfigurationError
+from rerankit.types import Candidate, RerankResults
 
 __all__ = [
     "CacheKey",
@@ -194,7 +197,12 @@ class ScoreCache:
         return found
 
     def put_many(self, entries: Mapping[CacheKey, CachedScore]) -> None:
-        """Store ``entries`` in memory and, if configured, on disk."""
+        """Store ``entries`` in memory and, if configured, on disk.
+
+        An entry whose score is not a finite number is never stored (it would poison every
+        later call); the caller's backend reports it instead.
+        """
+        entries = {k: e for k, e in entries.items() if _valid(e)}
         if not entries:
             return
         with self._lock:
@@ -252,11 +260,19 @@ class ScoreCache:
                         (fingerprint, query, *chunk),
                     ).fetchall()
                     for doc, raw, truncated, windows in rows:
-                        key = CacheKey(fingerprint, query, doc)
-                        out[key] = CachedScore(float(raw), bool(truncated), int(windows))
+                        entry = CachedScore(raw, bool(truncated), int(windows))
+                        if _valid(entry):  # a non-finite score on disk reads as a miss
+                            out[CacheKey(fingerprint, query, doc)] = entry
         except sqlite3.Error as exc:
             raise BackendError(f"cannot read the score cache: {exc}") from exc
         return [out.get(key) for key in keys]
+
+
+def _valid(entry: CachedScore) -> bool:
+    raw = entry.raw
+    return (
+        isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(float(raw))
+    )
 
 
 # -- fingerprints ------------------------------------------------------------------------------
@@ -387,6 +403,9 @@ class CachedReranker(Reranker):
         True
     """
 
+    backend = "cache"
+    pointwise = True
+
     def __init__(
         self,
         *,
@@ -394,14 +413,9 @@ class CachedReranker(Reranker):
         cache: ScoreCache | None = None,
         pointwise: bool | None = None,
     ) -> None:
-        if isinstance(reranker, str):
-            from rerankit.registry import from_spec
+        from rerankit.registry import as_reranker
 
-            reranker = from_spec(reranker)
-        if not isinstance(reranker, Reranker):
-            raise ConfigurationError(
-                f"reranker must be a Reranker or a spec, got {type(reranker).__name__}"
-            )
+        reranker = as_reranker(reranker)
         if cache is not None and not isinstance(cache, ScoreCache):
             raise ConfigurationError(f"cache must be a ScoreCache, got {type(cache).__name__}")
         if pointwise is not None and not isinstance(pointwise, bool):
@@ -422,13 +436,20 @@ class CachedReranker(Reranker):
                 f"{reranker!r} is not pointwise: its scores depend on the other documents, so "
                 "they cannot be cached per document"
             )
-        super().__init__(calibration=reranker.calibration, dedupe=reranker.dedupe)
         self.reranker = reranker
+        super().__init__(calibration=reranker.calibration, dedupe=reranker.dedupe)
         self.cache = cache if cache is not None else ScoreCache()
-        # Results report the wrapped reranker's backend and score space.
-        setattr(self, "backend", reranker.backend)  # noqa: B010
-        setattr(self, "score_space", reranker.score_space)  # noqa: B010
         self._fingerprint: str | None = None
+
+    @property
+    def score_space(self) -> ScoreSpace:
+        """The wrapped reranker's score space."""
+        return self.reranker.score_space
+
+    @property
+    def custom_calibration(self) -> bool:
+        """Whether the wrapped reranker was given a calibration."""
+        return self.reranker.custom_calibration
 
     @property
     def model_name(self) -> str:
@@ -452,67 +473,66 @@ class CachedReranker(Reranker):
 
     # -- scoring -------------------------------------------------------------------------------
 
-    def _lookup(self, query: str, texts: Sequence[str]) -> tuple[list[CacheKey], list[Any]]:
+    def _lookup(
+        self, query: str, candidates: Sequence[Candidate]
+    ) -> tuple[list[CacheKey], list[CachedScore | None], list[int]]:
+        """Keys, cached entries (``None`` where absent) and the positions to score."""
         fingerprint, q = self.fingerprint, digest(query)
-        keys = [CacheKey(fingerprint, q, digest(text)) for text in texts]
-        return keys, list(self.cache.get_many(keys))
-
-    @staticmethod
-    def _misses(keys: Sequence[CacheKey], found: Sequence[Any]) -> list[int]:
+        keys = [CacheKey(fingerprint, q, digest(c.text)) for c in candidates]
+        found = list(self.cache.get_many(keys))
         seen: set[CacheKey] = set()
-        out = []
+        missing = []
         for i, (key, entry) in enumerate(zip(keys, found, strict=True)):
             if entry is None and key not in seen:
                 seen.add(key)
-                out.append(i)
-        return out
+                missing.append(i)
+        return keys, found, missing
 
     def _merge(
         self,
         keys: Sequence[CacheKey],
-        found: list[Any],
+        found: list[CachedScore | None],
         missing: Sequence[int],
-        batch: ScoreBatch | None,
+        results: RerankResults | None,
     ) -> ScoreBatch:
-        if batch is not None:
-            n = len(missing)
-            raw = list(batch.raw)
-            truncated = list(batch.truncated) if batch.truncated is not None else [False] * n
-            windows = list(batch.windows) if batch.windows is not None else [1] * n
-            if not len(raw) == len(truncated) == len(windows) == n:
-                raise BackendError(
-                    f"{type(self.reranker).__name__} returned {len(raw)} scores for {n} documents"
-                )
+        """Store the fresh scores and return the batch of every candidate."""
+        if results is not None:
+            aligned = per_candidate(results, len(missing))
             fresh = {
-                keys[i]: CachedScore(float(r), bool(t), int(w))
-                for i, r, t, w in zip(missing, raw, truncated, windows, strict=True)
+                keys[i]: CachedScore(r.raw_score, r.truncated, r.windows)
+                for i, r in zip(missing, aligned, strict=True)
             }
             self.cache.put_many(fresh)
             for i, key in enumerate(keys):
                 if found[i] is None:
                     found[i] = fresh[key]
-        entries: list[CachedScore] = found
+        entries = [e for e in found if e is not None]
         return ScoreBatch(
             raw=[e.raw for e in entries],
             truncated=[e.truncated for e in entries],
             windows=[e.windows for e in entries],
-            usage=batch.usage if batch is not None else None,
+            usage=results.usage if results is not None else None,
+            backend=self.reranker.backend,
         )
 
-    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
-        keys, found = self._lookup(query, texts)
-        missing = self._misses(keys, found)
-        batch = self.reranker._score(query, [texts[i] for i in missing]) if missing else None
-        return self._merge(keys, found, missing, batch)
+    def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        keys, found, missing = self._lookup(query, candidates)
+        results = (
+            self.reranker.rerank(query, [candidates[i] for i in missing]) if missing else None
+        )
+        return self._merge(keys, found, missing, results)
 
-    async def _ascore(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+    async def _ascore(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
         on_disk = self.cache.path is not None  # keep SQLite I/O off the event loop
         if on_disk:
-            keys, found = await asyncio.to_thread(self._lookup, query, texts)
+            keys, found, missing = await asyncio.to_thread(self._lookup, query, candidates)
         else:
-            keys, found = self._lookup(query, texts)
-        missing = self._misses(keys, found)
-        batch = await self.reranker._ascore(query, [texts[i] for i in missing]) if missing else None
-        if on_disk and batch is not None:
-            return await asyncio.to_thread(self._merge, keys, found, missing, batch)
-        return self._merge(keys, found, missing, batch)
+            keys, found, missing = self._lookup(query, candidates)
+        results = (
+            await self.reranker.arerank(query, [candidates[i] for i in missing])
+            if missing
+            else None
+        )
+        if on_disk and results is not None:
+            return await asyncio.to_thread(self._merge, keys, found, missing, results)
+        return self._merge(keys, found, missing, results)

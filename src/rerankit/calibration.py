@@ -1,16 +1,24 @@
 """The score contract: every backend declares the space of its raw score and maps it to [0, 1].
 
-A threshold such as ``min_score=0.5`` compares the calibrated ``score``, so the same value means
-"about as likely relevant as not" whichever backend produced it:
+A threshold such as ``min_score=0.5`` compares the calibrated ``score``:
 
-========================  ===============================  =====================================
-space                     raw score                        default calibration to ``score``
-========================  ===============================  =====================================
-``logit``                 unbounded logit (cross-encoder)  ``sigmoid(raw)``
-``probability``           already in [0, 1] (Cohere, LLM)  identity
-``cosine``                cosine similarity in [-1, 1]     ``clip(raw, 0, 1)``
-``grade``                 a 0-10 grade                     ``raw / 10``
-========================  ===============================  =====================================
+===============  =========================================  ===================  =========
+space            raw score                                  default calibration  absolute?
+===============  =========================================  ===================  =========
+``logit``        unbounded logit (cross-encoder)            ``sigmoid(raw)``     yes
+``probability``  in [0, 1] (Cohere, LLM P(yes))             identity             yes
+``grade``        a 0-10 grade (LLM without logprobs)        ``raw / 10``         yes
+``cosine``       cosine similarity in [-1, 1]               ``clip(raw, 0, 1)``  yes
+``rank``         from positions, or normalised over one     identity             no
+                 list (listwise LLM, fusion, no reranker)
+===============  =========================================  ===================  =========
+
+"Absolute" scores can be compared with a fixed ``min_score`` across queries. Cosines are
+absolute but not probabilities: their default is a clip, so fit a calibration or tune the
+threshold per model. A ``rank`` score only orders one list (the best document of every list
+gets about the same score however relevant it is), so ``min_score`` on a reranker that declares
+it raises :class:`~rerankit.ConfigurationError`: use ``top_n`` or ``min_ratio``, or pass a
+``calibration`` you fitted.
 
 Any callable ``float -> float`` can replace the default (pass ``calibration=`` to a backend);
 :class:`Sigmoid` and :class:`Linear` cover the usual fits (Platt scaling, min-max).
@@ -46,6 +54,12 @@ class ScoreSpace(str, Enum):
     PROBABILITY = "probability"
     COSINE = "cosine"
     GRADE = "grade"
+    RANK = "rank"
+
+    @property
+    def absolute(self) -> bool:
+        """Whether a fixed ``min_score`` means the same on every candidate list (not ``rank``)."""
+        return self is not ScoreSpace.RANK
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,17 @@
-"""Input hygiene: validate the query and documents, wrap strings, fold exact duplicates."""
+"""Input hygiene: validate the query and documents, wrap strings, fold exact duplicates.
+
+Also the one candidate rule of the framework components (:func:`candidate_from`): a LangChain
+``Document`` and a LlamaIndex ``NodeWithScore`` reach the core as the same
+:class:`~rerankit.Candidate` (id, text, metadata, first-stage score).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import numbers
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rerankit.errors import (
     ConfigurationError,
@@ -11,11 +19,20 @@ from rerankit.errors import (
     InvalidDocumentError,
     InvalidQueryError,
 )
-from rerankit.types import Candidate
+from rerankit.types import RETRIEVAL_SCORE_KEY, Candidate
 
-__all__ = ["Prepared", "prepare", "validate_query"]
+__all__ = ["Document", "Prepared", "candidate_from", "prepare", "validate_query"]
 
 Document = str | Candidate
+
+
+def _encodable(text: str) -> bool:
+    """False for text no model can read: lone surrogates (``"\\ud800"``) do not encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def validate_query(query: object) -> str:
@@ -24,7 +41,47 @@ def validate_query(query: object) -> str:
         raise InvalidQueryError(f"query must be a str, got {type(query).__name__}")
     if not query.strip():
         raise EmptyQueryError("query is empty")
+    if not _encodable(query):
+        raise InvalidQueryError(
+            "query holds a lone surrogate (e.g. '\\ud800'), which is not valid Unicode text; "
+            "decode the input with errors='replace'"
+        )
     return query
+
+
+def _finite(value: object) -> bool:
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def candidate_from(
+    text: str,
+    *,
+    id: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    score: float | None = None,
+) -> Candidate:
+    """The candidate a framework document becomes (the same rule in every component).
+
+    ``score`` is the first-stage score the framework carries (``NodeWithScore.score``); when it
+    is ``None``, a finite number under ``metadata["retrieval_score"]`` is used instead (where
+    rerankit's retrievers and ``rerankit eval`` put it); anything else (``NaN``, text) counts as
+    no first-stage score. The metadata is copied, not shared.
+
+    Example:
+        >>> from rerankit.candidates import candidate_from
+        >>> c = candidate_from("Qdrant stores vectors.", id="q1",
+        ...                    metadata={"source": "faq", "retrieval_score": 0.8})
+        >>> c.id, c.retrieval_score, c.metadata["source"]
+        ('q1', 0.8, 'faq')
+    """
+    meta = dict(metadata or {})
+    given: object = meta.get(RETRIEVAL_SCORE_KEY) if score is None else score
+    first_stage = float(given) if isinstance(given, numbers.Real) and _finite(given) else None
+    return Candidate(text, id=id, metadata=meta, retrieval_score=first_stage)
 
 
 @dataclass(frozen=True)
@@ -38,8 +95,55 @@ class Prepared:
     """Input index of a duplicate -> input index of the scored copy."""
 
     @property
+    def scored(self) -> list[Candidate]:
+        """The candidates that are scored (``unique``), in input order."""
+        return [self.candidates[i] for i in self.unique]
+
+    @property
     def texts(self) -> list[str]:
         return [self.candidates[i].text for i in self.unique]
+
+
+def _check(index: int, doc: object) -> Candidate:
+    if isinstance(doc, str):
+        cand = Candidate(doc)
+    elif isinstance(doc, Candidate):
+        cand = doc
+        if not isinstance(cand.text, str):
+            raise InvalidDocumentError(
+                f"document {index}: Candidate.text must be a str, got {type(cand.text).__name__}",
+                index=index,
+            )
+        if cand.id is not None and not isinstance(cand.id, str):
+            raise InvalidDocumentError(
+                f"document {index}: Candidate.id must be a str or None, "
+                f"got {type(cand.id).__name__}",
+                index=index,
+            )
+        if not isinstance(cand.metadata, Mapping):
+            raise InvalidDocumentError(
+                f"document {index}: Candidate.metadata must be a mapping, "
+                f"got {type(cand.metadata).__name__}",
+                index=index,
+            )
+        if cand.retrieval_score is not None and not _finite(cand.retrieval_score):
+            raise InvalidDocumentError(
+                f"document {index}: Candidate.retrieval_score must be a finite number or None, "
+                f"got {cand.retrieval_score!r}",
+                index=index,
+            )
+    else:
+        raise InvalidDocumentError(
+            f"document {index}: expected str or Candidate, got {type(doc).__name__}",
+            index=index,
+        )
+    if not _encodable(cand.text):
+        raise InvalidDocumentError(
+            f"document {index}: the text holds a lone surrogate (e.g. '\\ud800'), which is not "
+            "valid Unicode; decode the input with errors='replace'",
+            index=index,
+        )
+    return cand
 
 
 def prepare(documents: Sequence[Document], *, dedupe: bool = True) -> Prepared:
@@ -48,23 +152,7 @@ def prepare(documents: Sequence[Document], *, dedupe: bool = True) -> Prepared:
         raise ConfigurationError(
             f"documents must be a sequence of str or Candidate, got {type(documents).__name__}"
         )
-    candidates: list[Candidate] = []
-    for index, doc in enumerate(documents):
-        if isinstance(doc, str):
-            candidates.append(Candidate(doc))
-        elif isinstance(doc, Candidate):
-            if not isinstance(doc.text, str):
-                raise InvalidDocumentError(
-                    f"document {index}: Candidate.text must be a str, "
-                    f"got {type(doc.text).__name__}",
-                    index=index,
-                )
-            candidates.append(doc)
-        else:
-            raise InvalidDocumentError(
-                f"document {index}: expected str or Candidate, got {type(doc).__name__}",
-                index=index,
-            )
+    candidates = [_check(index, doc) for index, doc in enumerate(documents)]
     unique: list[int] = []
     duplicates: dict[int, int] = {}
     if not dedupe:

@@ -17,6 +17,7 @@ __all__ = [
     "EmptyQueryError",
     "InvalidDocumentError",
     "InvalidQueryError",
+    "InvalidScoreError",
     "MissingDependencyError",
     "MissingVectorFieldError",
     "RerankError",
@@ -77,6 +78,18 @@ class MissingDependencyError(RerankError, ImportError):
 
 class BackendError(RerankError, RuntimeError):
     """A backend failed to score (model error, remote failure, malformed answer)."""
+
+
+class InvalidScoreError(BackendError, CalibrationError):
+    """A backend returned a score that is not a finite number (``None``, text, ``NaN``, ...).
+
+    ``index`` is the input position of the document; ``backend`` names the reranker.
+    """
+
+    def __init__(self, message: str, *, index: int, backend: str) -> None:
+        super().__init__(message)
+        self.index = index
+        self.backend = backend
 
 
 class DatasetError(ConfigurationError):

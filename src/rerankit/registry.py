@@ -8,6 +8,7 @@ A spec is ``<backend>[:<model>][?<option>=<value>&...]``::
     cohere:rerank-v3.5?max_tokens_per_doc=512
     llm:gpt-4o-mini?mode=listwise
     http:http://gpu-1:8080?api=tei          # the http backend takes its URL in the model slot
+    none                         # no reranking: keep the retrieval order
 
 Options are the backend's keyword arguments; values are read as int, float, bool
 (``true``/``false``), ``none`` or else a string.
@@ -22,7 +23,7 @@ from urllib.parse import parse_qsl
 from rerankit.base import Reranker
 from rerankit.errors import ConfigurationError, UnknownBackendError
 
-__all__ = ["available_backends", "from_spec", "parse_spec", "register_backend"]
+__all__ = ["as_reranker", "available_backends", "from_spec", "parse_spec", "register_backend"]
 
 Factory = Callable[..., Reranker]
 _registry: dict[str, Factory] = {}
@@ -98,6 +99,32 @@ def from_spec(spec: str, **overrides: Any) -> Reranker:
         raise ConfigurationError(f"bad options for backend {name!r}: {exc}") from exc
 
 
+def as_reranker(value: Reranker | str | None, *, name: str = "reranker") -> Reranker:
+    """``value`` as a reranker: a :class:`Reranker` as it is, a spec string through
+    :func:`from_spec`, ``None`` as :class:`~rerankit.PassthroughReranker` (no reranking).
+
+    Every component that takes a ``reranker`` argument converts it with this function, so
+    they all accept the same values. ``name`` is the argument's name in the error.
+
+    Example:
+        >>> from rerankit import as_reranker
+        >>> as_reranker("embedding").backend, as_reranker(None).backend
+        ('embedding', 'none')
+    """
+    if isinstance(value, Reranker):
+        return value
+    if value is None:
+        from rerankit.backends.passthrough import PassthroughReranker
+
+        return PassthroughReranker()
+    if isinstance(value, str):
+        return from_spec(value)
+    raise ConfigurationError(
+        f"{name} must be a Reranker, a spec string such as 'embedding', or None (no "
+        f"reranking), got {type(value).__name__}"
+    )
+
+
 def _ensure_builtins() -> None:
     global _builtins_loaded
     if _builtins_loaded:
@@ -111,8 +138,10 @@ def _ensure_builtins() -> None:
     from rerankit.backends.cohere import CohereReranker
     from rerankit.backends.http import HTTPReranker
     from rerankit.backends.llm import LLMReranker
+    from rerankit.backends.passthrough import PassthroughReranker
 
     _registry.setdefault(CohereReranker.backend, CohereReranker)  # cohere:rerank-v3.5
     _registry.setdefault(LLMReranker.backend, LLMReranker)  # llm:gpt-4o-mini?mode=listwise
     _registry.setdefault(HTTPReranker.backend, HTTPReranker.from_spec_options)  # http:http://h:8080
+    _registry.setdefault(PassthroughReranker.backend, PassthroughReranker)  # none: no reranking
     _builtins_loaded = True

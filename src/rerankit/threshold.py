@@ -46,18 +46,45 @@ class ThresholdPolicy:
     min_keep: int = 0
 
     def __post_init__(self) -> None:
-        if self.top_n is not None and (not isinstance(self.top_n, int) or self.top_n < 0):
+        if self.top_n is not None and not _count(self.top_n):
             raise ConfigurationError(
                 f"top_n must be a non-negative int or None, got {self.top_n!r}"
             )
         for name in ("min_score", "min_ratio", "largest_gap"):
             value = getattr(self, name)
             if value is not None and (
-                not isinstance(value, numbers.Real) or not 0.0 <= float(value) <= 1.0
+                isinstance(value, bool)
+                or not isinstance(value, numbers.Real)
+                or not 0.0 <= float(value) <= 1.0
             ):
-                raise ConfigurationError(f"{name} must be in [0, 1] or None, got {value!r}")
-        if not isinstance(self.min_keep, int) or self.min_keep < 0:
+                raise ConfigurationError(
+                    f"{name} must be a number in [0, 1] or None, got {value!r}"
+                )
+        if not _count(self.min_keep):
             raise ConfigurationError(f"min_keep must be a non-negative int, got {self.min_keep!r}")
+
+    @classmethod
+    def resolve(
+        cls,
+        policy: object = None,
+        *,
+        top_n: int | None = None,
+        min_score: float | None = None,
+    ) -> ThresholdPolicy:
+        """``policy`` (a :class:`ThresholdPolicy` or ``None``) with the shorthands applied.
+
+        Raises :class:`~rerankit.ConfigurationError` for anything else (a dict, say).
+        """
+        if policy is not None and not isinstance(policy, ThresholdPolicy):
+            raise ConfigurationError(
+                f"policy must be a ThresholdPolicy or None, got {type(policy).__name__}"
+            )
+        return (policy or cls()).merged(top_n=top_n, min_score=min_score)
+
+    @property
+    def ordering_only(self) -> ThresholdPolicy:
+        """The rules that need no absolute score: ``top_n`` (for scores that only order)."""
+        return ThresholdPolicy(top_n=self.top_n)
 
     def merged(
         self, *, top_n: int | None = None, min_score: float | None = None
@@ -120,6 +147,10 @@ class ThresholdPolicy:
             if not alive and n and reason is None:
                 reason = "top_n=0"
         return ThresholdOutcome(kept=alive, cut=cut, empty_reason=reason if not alive else None)
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 @dataclass(frozen=True)

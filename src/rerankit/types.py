@@ -7,9 +7,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-__all__ = ["Candidate", "Dropped", "RerankResult", "RerankResults"]
+__all__ = ["RETRIEVAL_SCORE_KEY", "Candidate", "Dropped", "RerankResult", "RerankResults"]
 
 DropReason = Literal["min_score", "min_ratio", "largest_gap", "top_n"]
+
+RETRIEVAL_SCORE_KEY = "retrieval_score"
+"""Metadata key of a document's first-stage score (read by the candidate rule, written by the
+framework components)."""
 
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -18,9 +22,12 @@ def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A document to rerank: its text, an optional id and metadata.
+    """A document to rerank: its text, an optional id, metadata and first-stage score.
 
     The candidate is never changed by rerankit; results point back to the same object.
+    ``retrieval_score`` is the score the first stage gave it (what
+    ``FusionReranker(first_stage="retrieval_score")`` fuses); the LangChain and LlamaIndex
+    components fill it from ``NodeWithScore.score`` or ``metadata["retrieval_score"]``.
 
     Example:
         >>> from rerankit import Candidate
@@ -32,9 +39,11 @@ class Candidate:
     text: str
     id: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    retrieval_score: float | None = None
+    """The first-stage (retrieval) score, when the retriever gave one; higher is better."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.metadata, MappingProxyType):
+        if isinstance(self.metadata, Mapping) and not isinstance(self.metadata, MappingProxyType):
             object.__setattr__(self, "metadata", _frozen(self.metadata))
 
 
@@ -97,7 +106,12 @@ class RerankResults(list[RerankResult]):
     * ``fallback``: why these results do not come from the primary reranker of a
       :class:`~rerankit.FallbackReranker` (``None`` when they do);
     * ``usage``: what the call cost a remote backend (requests, retries, tokens, search units),
-      as plain JSON-able values; ``None`` for local backends.
+      as plain JSON-able values; ``None`` for local backends;
+    * ``score_space``: the space of each ``raw_score`` (``"logit"``, ``"rank"``, ...; see
+      :class:`~rerankit.ScoreSpace`);
+    * ``timings``: milliseconds per step (``"score"``: the model or service, ``"rerank"``: the
+      whole call; the framework components add ``"retrieve"`` where they retrieve);
+    * ``candidates``: how many documents came in.
 
     Every input index appears exactly once: in the list, in ``dropped`` or in ``duplicates``.
 
@@ -120,16 +134,46 @@ class RerankResults(list[RerankResult]):
         model: str = "",
         fallback: str | None = None,
         usage: Mapping[str, Any] | None = None,
+        score_space: str = "",
+        timings: Mapping[str, float] | None = None,
+        candidates: int | None = None,
     ) -> None:
         super().__init__(results)
         self.dropped: tuple[Dropped, ...] = tuple(dropped)
-        self.duplicates: Mapping[int, int] = _frozen_int(duplicates)
+        self.duplicates: Mapping[int, int] = MappingProxyType(dict(duplicates or {}))
         self.empty_reason = empty_reason
         self.truncated = truncated
         self.backend = backend
         self.model = model
         self.fallback = fallback
         self.usage: Mapping[str, Any] | None = _frozen(usage) if usage is not None else None
+        self.score_space = score_space
+        self.timings: Mapping[str, float] = MappingProxyType(dict(timings or {}))
+        self.candidates: int = (
+            candidates
+            if candidates is not None
+            else len(self) + len(self.dropped) + len(self.duplicates)
+        )
+
+    def replace(self, **changes: Any) -> RerankResults:
+        """A copy with some attributes changed (``results``, ``timings``, ...)."""
+        fields: dict[str, Any] = {
+            "results": list(self),
+            "dropped": self.dropped,
+            "duplicates": self.duplicates,
+            "empty_reason": self.empty_reason,
+            "truncated": self.truncated,
+            "backend": self.backend,
+            "model": self.model,
+            "fallback": self.fallback,
+            "usage": self.usage,
+            "score_space": self.score_space,
+            "timings": self.timings,
+            "candidates": self.candidates,
+        }
+        fields.update(changes)
+        items = fields.pop("results")
+        return RerankResults(items, **fields)
 
     @property
     def is_empty(self) -> bool:
@@ -144,6 +188,3 @@ class RerankResults(list[RerankResult]):
             + ")"
         )
 
-
-def _frozen_int(mapping: Mapping[int, int] | None) -> Mapping[int, int]:
-    return MappingProxyType(dict(mapping or {}))

@@ -18,6 +18,7 @@ from rerankit.backends._segments import LongDocuments, Segments, segment
 from rerankit.base import ScoreBatch
 from rerankit.calibration import Calibration, ScoreSpace
 from rerankit.errors import BackendError, ConfigurationError
+from rerankit.types import Candidate
 
 if TYPE_CHECKING:
     from rerankit.batching import MicroBatcher, Request
@@ -177,15 +178,16 @@ class CrossEncoderReranker(LocalReranker):
 
     # -- scoring -------------------------------------------------------------------------------
 
-    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+    def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        texts = [c.text for c in candidates]
         if self.micro_batching:
             return self._micro_batcher().score(query, texts)
         return self._score_many([(query, texts)])[0]
 
-    async def _ascore(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+    async def _ascore(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
         if self.micro_batching:
-            return await self._micro_batcher().ascore(query, texts)
-        return await super()._ascore(query, texts)
+            return await self._micro_batcher().ascore(query, [c.text for c in candidates])
+        return await super()._ascore(query, candidates)
 
     def _micro_batcher(self) -> MicroBatcher[ScoreBatch]:
         if self._batcher is None:

@@ -10,6 +10,7 @@ from rerankit.backends._segments import LongDocuments, segment
 from rerankit.backends._sentence import document_budget
 from rerankit.base import ScoreBatch
 from rerankit.calibration import Calibration, ScoreSpace
+from rerankit.types import Candidate
 
 __all__ = ["EmbeddingReranker"]
 
@@ -76,7 +77,8 @@ class EmbeddingReranker(LocalReranker):
             show_progress_bar=False,
         ).float()
 
-    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+    def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        texts = [c.text for c in candidates]
         encoder = self._load()
         budget = document_budget(encoder, self.document_prompt)
         segments = segment(

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 
-from rerankit.base import Reranker, ScoreBatch
+from rerankit.base import Reranker, ScoreBatch, per_candidate
 from rerankit.calibration import ScoreSpace
-from rerankit.candidates import Prepared
 from rerankit.errors import (
     ConfigurationError,
     EmptyQueryError,
@@ -16,8 +14,7 @@ from rerankit.errors import (
     InvalidQueryError,
 )
 from rerankit.remote.errors import FallbackExhaustedError
-from rerankit.threshold import ThresholdPolicy
-from rerankit.types import RerankResults
+from rerankit.types import Candidate, RerankResults
 
 __all__ = ["RETRIEVAL_ORDER", "FallbackReranker"]
 
@@ -44,8 +41,10 @@ class FallbackReranker(Reranker):
     ``"fallback": True`` and ``"fallback_reason"``. When every reranker fails, the last resort
     (``retrieval_order=True``, the default) returns the documents in their retrieval order,
     marked the same way, with ``backend="retrieval-order"`` and rank-based placeholder scores
-    ``1 - i / n``; of the threshold policy only ``top_n`` applies then, since those scores say
-    nothing about relevance. With ``retrieval_order=False`` a
+    ``1 - i / n`` (score space ``rank``); of the threshold policy only ``top_n`` applies then,
+    since those scores say nothing about relevance. Each member reranks without a threshold;
+    the threshold applies to the calibrated scores of the member that answered. With
+    ``retrieval_order=False`` a
     :class:`~rerankit.remote.FallbackExhaustedError` holding every failure is raised instead.
 
     A reranker is skipped when it raises any of ``fallback_on`` (default: any ``Exception``).
@@ -56,7 +55,7 @@ class FallbackReranker(Reranker):
     Example:
         >>> from rerankit import FallbackReranker, Reranker, ScoreBatch
         >>> class Down(Reranker):
-        ...     def _score(self, query, texts):
+        ...     def _score(self, query, candidates):
         ...         raise RuntimeError("service unavailable")
         >>> reranker = FallbackReranker([Down()])
         >>> results = reranker.rerank("q", ["first hit", "second hit"])
@@ -65,7 +64,6 @@ class FallbackReranker(Reranker):
     """
 
     backend = "fallback"
-    score_space = ScoreSpace.PROBABILITY
 
     def __init__(
         self,
@@ -79,17 +77,9 @@ class FallbackReranker(Reranker):
             raise ConfigurationError("rerankers must be a list of rerankers or specs")
         if not rerankers:
             raise ConfigurationError("FallbackReranker needs at least one reranker")
-        resolved: list[Reranker] = []
-        for i, item in enumerate(rerankers):
-            if isinstance(item, str):
-                from rerankit.registry import from_spec
+        from rerankit.registry import as_reranker
 
-                item = from_spec(item)
-            if not isinstance(item, Reranker):
-                raise ConfigurationError(
-                    f"rerankers[{i}] must be a Reranker or a spec, got {type(item).__name__}"
-                )
-            resolved.append(item)
+        resolved = [as_reranker(r, name=f"rerankers[{i}]") for i, r in enumerate(rerankers)]
         if not isinstance(retrieval_order, bool):
             raise ConfigurationError(f"retrieval_order must be a bool, got {retrieval_order!r}")
         if (
@@ -98,8 +88,8 @@ class FallbackReranker(Reranker):
             or not all(isinstance(t, type) and issubclass(t, BaseException) for t in fallback_on)
         ):
             raise ConfigurationError("fallback_on must be a non-empty tuple of exception types")
-        super().__init__(dedupe=dedupe)
         self.rerankers: tuple[Reranker, ...] = tuple(resolved)
+        super().__init__(dedupe=dedupe)
         self.retrieval_order = retrieval_order
         self.fallback_on = fallback_on
 
@@ -116,46 +106,46 @@ class FallbackReranker(Reranker):
         inner = ", ".join(repr(r) for r in self.rerankers)
         return f"FallbackReranker([{inner}], retrieval_order={self.retrieval_order})"
 
-    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
-        """The last resort: rank-based placeholder scores that keep the input order."""
-        n = len(texts)
-        return ScoreBatch([1.0 - i / n for i in range(n)])
+    @property
+    def score_space(self) -> ScoreSpace:
+        """The first reranker's score space (the last resort's scores are ``rank``)."""
+        return self.rerankers[0].score_space
+
+    @property
+    def custom_calibration(self) -> bool:
+        """Whether the first reranker was given a calibration."""
+        return self.rerankers[0].custom_calibration
 
     # -- the flow ------------------------------------------------------------------------------
 
-    # Members get every candidate (duplicates too, the same objects in the same order) and the
-    # merged policy, so their results carry the caller's indices, ids, candidates and
-    # thresholds. Their own rerank() validates and folds duplicates by their own settings.
+    # Members get the validated candidates and no threshold; the threshold applies to the
+    # scores of the member that answered, calibrated by that member.
 
-    def _rerank_prepared(
-        self, query: str, prepared: Prepared, policy: ThresholdPolicy
-    ) -> RerankResults:
+    def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
         errors: list[tuple[Reranker, BaseException]] = []
         for reranker in self.rerankers:
             try:
-                results = reranker.rerank(query, prepared.candidates, policy=policy)
+                results = reranker.rerank(query, candidates)
             except _INPUT_ERRORS:
                 raise
             except self.fallback_on as exc:
                 self._failed(reranker, exc, errors)
                 continue
-            return self._mark(results, errors)
-        return self._last_resort(prepared, policy, errors)
+            return self._batch(results, len(candidates), errors)
+        return self._last_resort(len(candidates), errors)
 
-    async def _arerank_prepared(
-        self, query: str, prepared: Prepared, policy: ThresholdPolicy
-    ) -> RerankResults:
+    async def _ascore(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
         errors: list[tuple[Reranker, BaseException]] = []
         for reranker in self.rerankers:
             try:
-                results = await reranker.arerank(query, prepared.candidates, policy=policy)
+                results = await reranker.arerank(query, candidates)
             except _INPUT_ERRORS:
                 raise
             except self.fallback_on as exc:
                 self._failed(reranker, exc, errors)
                 continue
-            return self._mark(results, errors)
-        return self._last_resort(prepared, policy, errors)
+            return self._batch(results, len(candidates), errors)
+        return self._last_resort(len(candidates), errors)
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -174,47 +164,33 @@ class FallbackReranker(Reranker):
         )
         log.warning("%s; %s", _reason(reranker, exc), then)
 
-    def _mark(
-        self,
-        results: RerankResults,
-        errors: list[tuple[Reranker, BaseException]],
-        *,
-        prefix: str = "",
-        backend: str | None = None,
-        model: str | None = None,
-    ) -> RerankResults:
-        if not errors:
-            return results
-        reason = prefix + "; ".join(_reason(r, e) for r, e in errors)
-        return RerankResults(
-            [replace(r, fallback=reason) for r in results],
-            dropped=results.dropped,
-            duplicates=results.duplicates,
-            empty_reason=results.empty_reason,
-            truncated=results.truncated,
-            backend=results.backend if backend is None else backend,
-            model=results.model if model is None else model,
-            fallback=reason,
+    @staticmethod
+    def _batch(
+        results: RerankResults, n: int, errors: list[tuple[Reranker, BaseException]]
+    ) -> ScoreBatch:
+        aligned = per_candidate(results, n)
+        return ScoreBatch(
+            raw=[r.raw_score for r in aligned],
+            scores=[r.score for r in aligned],
+            truncated=[r.truncated for r in aligned],
+            windows=[r.windows for r in aligned],
             usage=results.usage,
+            space=ScoreSpace(results.score_space) if results.score_space else None,
+            backend=results.backend,
+            model=results.model,
+            fallback="; ".join(_reason(r, e) for r, e in errors) if errors else None,
         )
 
-    def _last_resort(
-        self,
-        prepared: Prepared,
-        policy: ThresholdPolicy,
-        errors: list[tuple[Reranker, BaseException]],
-    ) -> RerankResults:
+    def _last_resort(self, n: int, errors: list[tuple[Reranker, BaseException]]) -> ScoreBatch:
+        reasons = "; ".join(_reason(r, e) for r, e in errors)
         if not self.retrieval_order:
-            reasons = "; ".join(_reason(r, e) for r, e in errors)
             raise FallbackExhaustedError(
                 f"all {len(errors)} rerankers failed: {reasons}", errors=[e for _, e in errors]
             ) from errors[-1][1]
-        batch = self._score("", prepared.texts)
-        results = self._finish(prepared, batch, ThresholdPolicy(top_n=policy.top_n))
-        return self._mark(
-            results,
-            errors,
-            prefix="all rerankers failed: ",
+        return ScoreBatch(
+            raw=[1.0 - i / n for i in range(n)],
+            space=ScoreSpace.RANK,
             backend=RETRIEVAL_ORDER,
             model="",
+            fallback="all rerankers failed: " + reasons,
         )

@@ -8,11 +8,10 @@ import numbers
 from collections.abc import Sequence
 from typing import Literal
 
-from rerankit.base import Reranker, ScoreBatch
+from rerankit.base import Reranker, ScoreBatch, per_candidate
 from rerankit.calibration import Calibration, ScoreSpace
-from rerankit.candidates import Prepared
 from rerankit.errors import ConfigurationError, InvalidDocumentError
-from rerankit.types import Candidate, RerankResults
+from rerankit.types import RETRIEVAL_SCORE_KEY, Candidate, RerankResults
 
 __all__ = ["FusionReranker"]
 
@@ -34,18 +33,21 @@ class FusionReranker(Reranker):
     * ``method="rrf"`` (reciprocal rank fusion): ``sum(w / (rrf_k + rank))`` over the signals,
       with 1-based ranks. Only each signal's order matters.
 
-    The first-stage score is a signal when ``first_stage`` names the
-    :attr:`Candidate.metadata <rerankit.Candidate.metadata>` key that holds it, e.g.
-    ``first_stage="retrieval_score"``, the key ``rerankit eval`` sets (with the first-stage rank
-    under ``"retrieval_rank"``). Higher must mean better. Every candidate must then carry a
-    finite number under that key (plain strings cannot):
-    ``Candidate(text, id=..., metadata={"retrieval_score": 12.3})``. With ``first_stage=None``
-    (the default) only the members are fused.
+    The first-stage score is a signal when ``first_stage`` names where it is:
+    ``first_stage="retrieval_score"`` reads :attr:`Candidate.retrieval_score
+    <rerankit.Candidate.retrieval_score>` (what the LangChain and LlamaIndex components fill
+    from the retriever, and ``rerankit eval`` sets), or ``metadata["retrieval_score"]``; any
+    other name is a :attr:`Candidate.metadata <rerankit.Candidate.metadata>` key. Higher must
+    mean better, and every candidate must carry a finite number there (plain strings cannot).
+    With ``first_stage=None`` (the default) only the members are fused.
 
-    The result's ``raw_score`` is the fused score scaled to [0, 1] (for RRF, divided by the best
-    attainable value, ``sum(w) / (rrf_k + 1)``) and ``score`` equals it. Both are relative to
-    the candidate list, so prefer ``top_n`` to ``min_score`` thresholds. Ties keep the input
-    (first-stage) order.
+    The result's ``raw_score`` is the fused score in [0, 1] (for RRF, divided by the best
+    attainable value, ``sum(w) / (rrf_k + 1)``) and ``score`` equals it. RRF, min-max scaling
+    and the first-stage score are relative to the candidate list, so such a fusion declares the
+    ``rank`` score space: use ``top_n`` or ``min_ratio`` (``min_score`` raises
+    :class:`~rerankit.ConfigurationError`). ``method="weighted", normalize="calibrated"``
+    without ``first_stage`` averages the members' calibrated scores and declares
+    ``probability``, so ``min_score`` applies. Ties keep the input (first-stage) order.
 
     Why these defaults: the figures in ``docs/benchmarks.md`` (section "Quality (rerankit
     eval)", TREC DL 2019 and SciFact, offline MiniLM embedding and late-interaction rerankers)
@@ -59,20 +61,19 @@ class FusionReranker(Reranker):
     Example:
         >>> from rerankit import Candidate, FusionReranker, Reranker, ScoreBatch
         >>> class Length(Reranker):
-        ...     def _score(self, query, texts):
-        ...         return ScoreBatch([len(t) / 100 for t in texts])
+        ...     def _score(self, query, candidates):
+        ...         return ScoreBatch([len(c.text) / 100 for c in candidates])
         >>> fused = FusionReranker([Length()], method="weighted", first_stage="retrieval_score")
         >>> docs = [
-        ...     Candidate("short", id="a", metadata={"retrieval_score": 9.0}),
-        ...     Candidate("a much longer text", id="b", metadata={"retrieval_score": 1.0}),
-        ...     Candidate("a medium text", id="c", metadata={"retrieval_score": 5.0}),
+        ...     Candidate("short", id="a", retrieval_score=9.0),
+        ...     Candidate("a much longer text", id="b", retrieval_score=1.0),
+        ...     Candidate("a medium text", id="c", retrieval_score=5.0),
         ... ]
         >>> [r.id for r in fused.rerank("query", docs)]
         ['c', 'a', 'b']
     """
 
     backend = "fusion"
-    score_space = ScoreSpace.PROBABILITY
 
     def __init__(
         self,
@@ -89,18 +90,9 @@ class FusionReranker(Reranker):
     ) -> None:
         if isinstance(rerankers, str | bytes) or not isinstance(rerankers, Sequence):
             raise ConfigurationError("rerankers must be a list of Reranker objects or specs")
-        members: list[Reranker] = []
-        for position, member in enumerate(rerankers):
-            if isinstance(member, str):
-                from rerankit.registry import from_spec
+        from rerankit.registry import as_reranker
 
-                member = from_spec(member)
-            if not isinstance(member, Reranker):
-                raise ConfigurationError(
-                    f"rerankers[{position}] must be a Reranker or a spec string, "
-                    f"got {type(member).__name__}"
-                )
-            members.append(member)
+        members = [as_reranker(m, name=f"rerankers[{i}]") for i, m in enumerate(rerankers)]
         if method not in METHODS:
             raise ConfigurationError(f"method must be one of {METHODS}, got {method!r}")
         if normalize not in NORMALIZATIONS:
@@ -137,7 +129,6 @@ class FusionReranker(Reranker):
             or rrf_k < 0
         ):
             raise ConfigurationError(f"rrf_k must be a finite number >= 0, got {rrf_k!r}")
-        super().__init__(calibration=calibration, dedupe=dedupe)
         self.rerankers: tuple[Reranker, ...] = tuple(members)
         self.method: FusionMethod = method
         self.weights: tuple[float, ...] = tuple(float(w) for w in weights)
@@ -145,6 +136,15 @@ class FusionReranker(Reranker):
         self.first_stage_weight: float = float(first_stage_weight)
         self.rrf_k: float = float(rrf_k)
         self.normalize: Normalization = normalize
+        super().__init__(calibration=calibration, dedupe=dedupe)
+
+    @property
+    def score_space(self) -> ScoreSpace:
+        """``probability`` for a weighted mean of calibrated member scores; ``rank`` otherwise
+        (RRF, min-max scaling and the first-stage score are relative to the candidate list)."""
+        if self.method == "weighted" and self.normalize == "calibrated" and not self.first_stage:
+            return ScoreSpace.PROBABILITY
+        return ScoreSpace.RANK
 
     @property
     def model_name(self) -> str:
@@ -164,46 +164,38 @@ class FusionReranker(Reranker):
 
     # -- scoring ---------------------------------------------------------------------------------
 
-    def _score_prepared(self, query: str, prepared: Prepared) -> ScoreBatch:
-        first = self._first_stage_scores(prepared)
-        candidates = [prepared.candidates[i] for i in prepared.unique]
+    def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        first = self._first_stage_scores(candidates)
         outputs = [member.rerank(query, candidates) for member in self.rerankers]
         return self._fuse(outputs, first, len(candidates))
 
-    async def _ascore_prepared(self, query: str, prepared: Prepared) -> ScoreBatch:
-        first = self._first_stage_scores(prepared)
-        candidates = [prepared.candidates[i] for i in prepared.unique]
+    async def _ascore(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        first = self._first_stage_scores(candidates)
         outputs = await asyncio.gather(
             *(member.arerank(query, candidates) for member in self.rerankers)
         )
         return self._fuse(list(outputs), first, len(candidates))
 
-    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
-        if self.first_stage is not None:
-            raise ConfigurationError(
-                "a FusionReranker with first_stage reads it from Candidate.metadata: "
-                "call rerank() with Candidates"
-            )
-        candidates = [Candidate(t) for t in texts]
-        outputs = [member.rerank(query, candidates) for member in self.rerankers]
-        return self._fuse(outputs, None, len(candidates))
-
-    def _first_stage_scores(self, prepared: Prepared) -> list[float] | None:
+    def _first_stage_scores(self, candidates: Sequence[Candidate]) -> list[float] | None:
         key = self.first_stage
         if key is None:
             return None
         scores = []
-        for index in prepared.unique:
-            value = prepared.candidates[index].metadata.get(key)
+        for position, candidate in enumerate(candidates):
+            value: object = candidate.metadata.get(key)
+            if value is None and key == RETRIEVAL_SCORE_KEY:
+                value = candidate.retrieval_score
             if (
                 isinstance(value, bool)
                 or not isinstance(value, numbers.Real)
                 or not math.isfinite(float(value))
             ):
                 raise InvalidDocumentError(
-                    f"document {index}: FusionReranker(first_stage={key!r}) needs a finite "
-                    f"number in Candidate.metadata[{key!r}], got {value!r}",
-                    index=index,
+                    f"document {position}: FusionReranker(first_stage={key!r}) needs a finite "
+                    f"number in Candidate.metadata[{key!r}]"
+                    + (" or Candidate.retrieval_score" if key == RETRIEVAL_SCORE_KEY else "")
+                    + f", got {value!r}",
+                    index=position,
                 )
             scores.append(float(value))
         return scores
@@ -215,11 +207,11 @@ class FusionReranker(Reranker):
         truncated = [False] * n
         windows = [1] * n
         for weight, results in zip(self.weights, outputs, strict=True):
-            raw, calibrated = _per_position(results, n)
-            signals.append((weight, raw, calibrated))
-            for r in results:
-                truncated[r.index] = truncated[r.index] or r.truncated
-                windows[r.index] = max(windows[r.index], r.windows)
+            aligned = per_candidate(results, n)
+            signals.append((weight, [r.raw_score for r in aligned], [r.score for r in aligned]))
+            for position, r in enumerate(aligned):
+                truncated[position] = truncated[position] or r.truncated
+                windows[position] = max(windows[position], r.windows)
         if first is not None:
             signals.append((self.first_stage_weight, list(first), list(first)))
         total = sum(weight for weight, _, _ in signals)
@@ -240,22 +232,6 @@ class FusionReranker(Reranker):
         return ScoreBatch(
             raw=[min(1.0, max(0.0, f)) for f in fused], truncated=truncated, windows=windows
         )
-
-
-def _per_position(results: RerankResults, n: int) -> tuple[list[float], list[float]]:
-    """Each input position's raw and calibrated score (duplicates share their copy's)."""
-    raw: list[float | None] = [None] * n
-    calibrated: list[float | None] = [None] * n
-    for r in results:
-        raw[r.index], calibrated[r.index] = r.raw_score, r.score
-    for d in results.dropped:
-        raw[d.index], calibrated[d.index] = d.raw_score, d.score
-    for duplicate, kept in results.duplicates.items():
-        raw[duplicate], calibrated[duplicate] = raw[kept], calibrated[kept]
-    if any(v is None for v in raw):
-        missing = [i for i, v in enumerate(raw) if v is None]
-        raise ConfigurationError(f"a fused reranker left documents {missing[:5]} unaccounted for")
-    return [float(v) for v in raw if v is not None], [float(v) for v in calibrated if v is not None]
 
 
 def _ranks(primary: Sequence[float], secondary: Sequence[float]) -> list[int]:

@@ -89,9 +89,13 @@ class HTTPReranker(RemoteReranker):
     """
 
     backend = "http"
-    score_space = ScoreSpace.PROBABILITY
     pointwise: ClassVar[bool] = True
     """Each document's score ignores the other documents (so scores can be cached)."""
+
+    @property
+    def score_space(self) -> ScoreSpace:
+        """``probability`` (the server's sigmoid), or ``logit`` with ``raw_scores=True``."""
+        return ScoreSpace.LOGIT if self.raw_scores else ScoreSpace.PROBABILITY
 
     def __init__(
         self,
@@ -122,15 +126,12 @@ class HTTPReranker(RemoteReranker):
             raise ConfigurationError("raw_scores applies to api='tei' only")
         extra_headers = check_str_mapping("headers", headers)
         request_url, display_url, password = _split_url(url)
-        if raw_scores:
-            # The declared space of this instance's raw scores (logits), for calibration.
-            setattr(self, "score_space", ScoreSpace.LOGIT)  # noqa: B010
+        self.raw_scores = raw_scores  # before the base class reads score_space
         super().__init__(**options)
         self.url = display_url
         self.api: Api = api
         self.model = model
         self.batch_size = batch_size
-        self.raw_scores = raw_scores
         self.truncate = truncate
         self._request_url = request_url
         self._password = password

@@ -26,6 +26,7 @@ from rerankit.backends._sentence import document_budget
 from rerankit.base import ScoreBatch
 from rerankit.calibration import Calibration, ScoreSpace
 from rerankit.errors import BackendError, ConfigurationError
+from rerankit.types import Candidate
 
 __all__ = ["ColbertSettings", "LateInteractionReranker", "detect_encoder", "maxsim", "maxsim_many"]
 
@@ -423,7 +424,8 @@ class LateInteractionReranker(LocalReranker):
         )
         return [torch.nn.functional.normalize(t.float(), dim=-1) for t in out]
 
-    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+    def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        texts = [c.text for c in candidates]
         encoder = self._load()
         if isinstance(encoder, _ColbertEncoder):
             return self._score_colbert(encoder, query, texts)

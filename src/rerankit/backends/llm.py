@@ -47,6 +47,7 @@ from rerankit.remote.parsing import field
 from rerankit.remote.resilience import BadResponse, Deadline, Failure
 from rerankit.remote.secrets import MASK, resolve_api_key
 from rerankit.remote.usage import UsageMeter
+from rerankit.types import Candidate
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -257,7 +258,6 @@ class LLMReranker(RemoteReranker):
     """
 
     backend = "llm"
-    score_space = ScoreSpace.PROBABILITY
 
     def __init__(
         self,
@@ -310,6 +310,7 @@ class LLMReranker(RemoteReranker):
         gateway_query = check_str_mapping("default_query", default_query)
         options.setdefault("timeout", 60.0)  # LLMs answer slower than rerank APIs
         options.setdefault("deadline", 120.0)
+        self.mode: Mode = mode  # before the base class picks the calibration of score_space
         super().__init__(**options)
         key = resolve_api_key(api_key, env="OPENAI_API_KEY", extra="openai", feature="LLMReranker")
         if key is None and base_url is None:
@@ -318,7 +319,6 @@ class LLMReranker(RemoteReranker):
                 "OPENAI_API_KEY (or pass base_url=... for a server that needs none)"
             )
         self.model = model
-        self.mode: Mode = mode
         self.base_url = base_url.rstrip("/") if base_url else None
         self.window_size = window_size
         self.step = step
@@ -339,6 +339,13 @@ class LLMReranker(RemoteReranker):
     def pointwise(self) -> bool:
         """True in pointwise mode: each document is judged alone (so scores can be cached)."""
         return self.mode == "pointwise"
+
+    @property
+    def score_space(self) -> ScoreSpace:
+        """``probability`` pointwise (P(yes), or grade / 10); ``rank`` listwise: the score
+        ``(n - rank) / n`` only orders the list, so listwise takes ``top_n`` or ``min_ratio``,
+        not ``min_score``."""
+        return ScoreSpace.PROBABILITY if self.mode == "pointwise" else ScoreSpace.RANK
 
     def _endpoint(self) -> str | None:
         return self.base_url
@@ -525,11 +532,12 @@ class LLMReranker(RemoteReranker):
 
     # -- scoring -------------------------------------------------------------------------------
 
-    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
-        return self._flag(super()._score(query, texts), texts)
+    def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        return self._flag(super()._score(query, candidates), [c.text for c in candidates])
 
-    async def _ascore(self, query: str, texts: Sequence[str]) -> ScoreBatch:
-        return self._flag(await super()._ascore(query, texts), texts)
+    async def _ascore(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        batch = await super()._ascore(query, candidates)
+        return self._flag(batch, [c.text for c in candidates])
 
     def _flag(self, batch: ScoreBatch, texts: Sequence[str]) -> ScoreBatch:
         limit = self.max_document_chars

@@ -19,6 +19,7 @@ from rerankit.errors import ConfigurationError
 from rerankit.remote.resilience import Deadline, Failure, Resilience, RetryPolicy
 from rerankit.remote.secrets import MASK, redact
 from rerankit.remote.usage import Usage, UsageCallback, UsageMeter
+from rerankit.types import Candidate
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -419,7 +420,8 @@ class RemoteReranker(Reranker):
                 log.exception("%s: the on_usage callback failed", self._describe())
         return usage
 
-    def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+    def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        texts = [c.text for c in candidates]
         deadline, meter = Deadline(self.deadline), UsageMeter()
         ok = False
         try:
@@ -429,7 +431,8 @@ class RemoteReranker(Reranker):
             usage = self._report(meter, ok=ok)
         return ScoreBatch(raw, usage=usage.as_dict())
 
-    async def _ascore(self, query: str, texts: Sequence[str]) -> ScoreBatch:
+    async def _ascore(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+        texts = [c.text for c in candidates]
         deadline, meter = Deadline(self.deadline), UsageMeter()
         ok = False
         try:
