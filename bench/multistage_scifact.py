@@ -60,7 +60,7 @@ from _common import BENCHMARKS_MD, DATASETS, write_section
 
 from rerankit import EmbeddingReranker, LateInteractionReranker, __version__
 from rerankit._torch import torch_module
-from rerankit.backends._sentence import default_model
+from rerankit.sentence import default_model
 from rerankit.base import Reranker
 from rerankit.eval import EmbeddingCache, Evaluator, compare, load_beir
 from rerankit.eval.report import environment

@@ -398,7 +398,7 @@ def test_mutable_state_does_not_enter_the_key() -> None:
 
 
 def test_pointwise_is_read_from_the_declaration() -> None:
-    from rerankit.backends._local import LocalReranker
+    from rerankit.backends.local import LocalReranker
 
     class LocalLength(LocalReranker):
         """A custom local backend: pointwise because every local reranker is."""

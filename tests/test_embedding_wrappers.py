@@ -19,6 +19,7 @@ class RecordingModel:
 
     def __init__(self) -> None:
         self.calls: list[tuple[list[str], dict[str, Any]]] = []
+        self.tokenizer = object()  # what the tokenizer lock is keyed on
 
     def encode(self, texts: Sequence[str], **options: Any) -> np.ndarray:
         self.calls.append((list(texts), options))
@@ -63,3 +64,49 @@ def test_both_wrappers_give_the_same_vectors() -> None:
     assert langchain.embed_query("vector database") == llama.get_query_embedding("vector database")
     vector = np.asarray(langchain.embed_query("vector database"))
     assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_length": 4},
+        {"max_length": 0},
+        {"max_length": True},
+        {"batch_size": 0},
+        {"batch_size": True},
+        {"dtype": "float8"},
+        {"model": ""},
+        {"normalize": "yes"},
+        {"query_prompt": 3},
+        {"document_prompt": None},
+    ],
+)
+def test_both_wrappers_and_the_rerankers_validate_options_by_one_rule(
+    options: dict[str, Any],
+) -> None:
+    from rerankit import ConfigurationError, EmbeddingReranker
+
+    with pytest.raises(ConfigurationError) as langchain:
+        SentenceTransformerEmbeddings(**options)
+    with pytest.raises(ConfigurationError) as llama:
+        SentenceTransformerEmbedding(**options)
+    assert str(langchain.value) == str(llama.value)
+    shared = {k: v for k, v in options.items() if k in ("max_length", "batch_size", "dtype")}
+    if shared:
+        with pytest.raises(ConfigurationError) as reranker:
+            EmbeddingReranker(**shared)
+        assert str(reranker.value) == str(langchain.value)
+
+
+def test_both_wrappers_take_the_same_names_and_defaults() -> None:
+    langchain = SentenceTransformerEmbeddings(
+        batch_size=3, max_length=64, query_prompt="q: ", document_prompt="d: "
+    )
+    llama = SentenceTransformerEmbedding(
+        batch_size=3, max_length=64, query_prompt="q: ", document_prompt="d: "
+    )
+    assert (langchain.batch_size, langchain.max_length) == (llama.embed_batch_size, 64)
+    assert (langchain.query_prompt, langchain.document_prompt) == ("q: ", "d: ")
+    assert (llama.query_prompt, llama.document_prompt) == ("q: ", "d: ")
+    assert langchain.dtype == llama.dtype == "float32"
+    assert langchain.normalize is llama.normalize is True

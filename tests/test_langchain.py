@@ -11,11 +11,10 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableLambda
 from langchain_tests.integration_tests import RetrieversIntegrationTests
-from pydantic import ValidationError
 
-from rerankit import EmbeddingReranker, RerankError, ThresholdPolicy
-from rerankit.backends._sentence import default_model, load_sentence_transformer
+from rerankit import ConfigurationError, EmbeddingReranker, RerankError, ThresholdPolicy
 from rerankit.langchain import RerankCompressor, RerankedDocuments, RerankRetriever
+from rerankit.sentence import default_model, load_sentence_transformer
 
 from ._fixtures import CORPUS, OverlapReranker, RetrieverSuiteSettings
 
@@ -104,9 +103,9 @@ def test_compressor_accepts_spec_string_and_rejects_junk() -> None:
     assert RerankCompressor(reranker="embedding").reranker.backend == "embedding"
     with pytest.raises(RerankError):
         RerankCompressor(reranker="no-such-backend:x")
-    with pytest.raises(ValidationError, match="reranker"):
+    with pytest.raises(ConfigurationError, match="reranker"):
         RerankCompressor(reranker=42)
-    with pytest.raises(ValidationError, match="top_n"):
+    with pytest.raises(ConfigurationError, match="top_n"):
         RerankCompressor(reranker=OverlapReranker(), top_n=-1)
 
 

@@ -16,12 +16,11 @@ from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.llms.mock import MockLLM
 from llama_index.core.schema import MetadataMode, NodeWithScore, TextNode
-from pydantic import ValidationError
 
-from rerankit import EmbeddingReranker, RerankError
-from rerankit.backends._sentence import default_model, load_sentence_transformer
+from rerankit import ConfigurationError, EmbeddingReranker, RerankError
 from rerankit.langchain import RerankCompressor
 from rerankit.llama_index import RerankPostprocessor
+from rerankit.sentence import default_model, load_sentence_transformer
 
 from ._fixtures import CORPUS, OverlapReranker
 
@@ -96,7 +95,7 @@ def test_postprocessor_needs_query_and_validates() -> None:
         post.postprocess_nodes(nodes())
     with pytest.raises(RerankError):
         RerankPostprocessor(reranker="nope:x")
-    with pytest.raises(ValidationError, match="top_n"):
+    with pytest.raises(ConfigurationError, match="top_n"):
         RerankPostprocessor(reranker=OverlapReranker(), top_n=-2)
 
 

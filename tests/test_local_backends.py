@@ -24,8 +24,8 @@ from rerankit import (
     TruncationWarning,
 )
 from rerankit._models import clear_model_cache, loaded_models
-from rerankit.backends._local import LocalReranker
 from rerankit.backends._segments import segment
+from rerankit.backends.local import LocalReranker
 from rerankit.cache import _is_pointwise
 from rerankit.multistage import SentenceTransformerEncoder
 
@@ -465,7 +465,8 @@ def test_embedding_default_model_is_offline_minilm(
     embedder: EmbeddingReranker, minilm_path: str
 ) -> None:
     assert embedder.model == minilm_path
-    assert embedder.model_name == minilm_path
+    # Metadata, events and tables name the model, not a site-packages folder.
+    assert embedder.model_name == "sentence-transformers/all-MiniLM-L6-v2"
     assert LateInteractionReranker().model == minilm_path
 
 

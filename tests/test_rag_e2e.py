@@ -587,7 +587,7 @@ def test_rag_builders_reject_bad_chain_arguments(lc_store: Any, li_index: Any) -
     answerer = ExtractiveAnswerer(reranker=OverlapReranker())
     cases = [
         ({"fetch_k": True}, "fetch_k"),
-        ({"reranker": 3}, "reranker must be a Reranker or a spec string"),
+        ({"reranker": 3}, "reranker must be a Reranker, a spec string"),
         ({"top_n": -1}, "top_n"),
         ({"min_score": 2.0}, "min_score"),
         ({"policy": "strict"}, "policy must be a ThresholdPolicy"),

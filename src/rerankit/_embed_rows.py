@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from rerankit._models import exclusive
+
 __all__ = ["embed_rows"]
 
 
@@ -20,11 +22,13 @@ def embed_rows(
     """
     if not texts:
         return []
-    vectors = load().encode(
-        list(texts),
-        batch_size=batch_size,
-        normalize_embeddings=normalize,
-        convert_to_numpy=True,
-        show_progress_bar=False,
-    )
+    model = load()
+    with exclusive(model.tokenizer):  # encode() tokenises with per-call settings
+        vectors = model.encode(
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=normalize,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
     return [[float(x) for x in row] for row in vectors]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
@@ -38,3 +39,25 @@ def clear_model_cache() -> None:
     with _guard:
         _models.clear()
         _locks.clear()
+
+
+_model_locks: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+_id_locks: dict[int, threading.RLock] = {}
+
+
+def exclusive(model: Any) -> threading.RLock:
+    """The lock that serialises use of ``model``'s tokenizer, one per loaded model.
+
+    A fast tokenizer keeps its truncation and padding settings as state, set on every call:
+    two threads tokenising with different settings at once get each other's (wrong truncation
+    flags, over-long inputs reaching the model). Every tokenizer call on a shared model, and
+    every ``encode`` that tokenises inside, holds this lock. Re-entrant.
+    """
+    with _guard:
+        try:
+            lock = _model_locks.get(model)
+            if lock is None:
+                lock = _model_locks[model] = threading.RLock()
+        except TypeError:  # not weak-referenceable: one lock per object id, kept
+            lock = _id_locks.setdefault(id(model), threading.RLock())
+        return lock

@@ -1,23 +1,50 @@
-"""The metadata block that the framework components attach to each reranked document."""
+"""The one result shape the framework components attach to each reranked document.
+
+The LangChain and LlamaIndex components (and the multi-stage retriever) add the same keys to a
+reranked document's metadata, from :func:`result_metadata`:
+
+* ``relevance_score``: the calibrated score in [0, 1];
+* ``retrieval_score``: the first-stage score, when the retriever gave one;
+* ``rerank``: :func:`rerank_block`, how the document was reranked (plain JSON-able values).
+
+Framework-free.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rerankit.types import RerankResult
+from rerankit.types import RETRIEVAL_SCORE_KEY, RerankResult, RerankResults
 
-__all__ = ["RELEVANCE_SCORE_KEY", "RERANK_KEY", "RETRIEVAL_SCORE_KEY", "rerank_block"]
+__all__ = [
+    "HIDDEN_KEYS",
+    "RELEVANCE_SCORE_KEY",
+    "RERANK_KEY",
+    "RETRIEVAL_SCORE_KEY",
+    "rerank_block",
+    "result_metadata",
+]
 
 RELEVANCE_SCORE_KEY = "relevance_score"
 RERANK_KEY = "rerank"
-RETRIEVAL_SCORE_KEY = "retrieval_score"
+HIDDEN_KEYS = (RELEVANCE_SCORE_KEY, RETRIEVAL_SCORE_KEY, RERANK_KEY)
+"""Metadata keys that must never reach the text an LLM or an embedder sees."""
 
 
-def rerank_block(result: RerankResult, *, backend: str, model: str) -> dict[str, Any]:
+def rerank_block(
+    result: RerankResult,
+    *,
+    backend: str,
+    model: str,
+    results: RerankResults | None = None,
+) -> dict[str, Any]:
     """``metadata["rerank"]``: how this document was reranked (plain JSON-able values).
 
-    ``fallback`` is True when the document was not reranked by the primary reranker of a
-    :class:`~rerankit.FallbackReranker`; ``fallback_reason`` then says why.
+    ``rank`` is the 0-based position after reranking and ``original_rank`` the position in the
+    retrieved list. ``fallback`` is True when the document was not reranked by the primary
+    reranker of a :class:`~rerankit.FallbackReranker`; ``fallback_reason`` then says why. With
+    ``results``, the block also says what the whole call did: the score space, how many
+    documents came in and were returned, and the timings in milliseconds.
     """
     block: dict[str, Any] = {
         "score": result.score,
@@ -32,4 +59,22 @@ def rerank_block(result: RerankResult, *, backend: str, model: str) -> dict[str,
     }
     if result.fallback is not None:
         block["fallback_reason"] = result.fallback
+    if results is not None:
+        block["score_space"] = results.score_space
+        block["candidates"] = results.candidates
+        block["returned"] = len(results)
+        block["timings_ms"] = dict(results.timings)
     return block
+
+
+def result_metadata(result: RerankResult, results: RerankResults) -> dict[str, Any]:
+    """The metadata keys a component adds to the document of ``result`` (see the module)."""
+    metadata: dict[str, Any] = {
+        RELEVANCE_SCORE_KEY: result.score,
+        RERANK_KEY: rerank_block(
+            result, backend=results.backend, model=results.model, results=results
+        ),
+    }
+    if result.candidate.retrieval_score is not None:
+        metadata[RETRIEVAL_SCORE_KEY] = result.candidate.retrieval_score
+    return metadata

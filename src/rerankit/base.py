@@ -194,12 +194,17 @@ class Reranker(abc.ABC):
         policy: ThresholdPolicy | None,
     ) -> tuple[str, Prepared, ThresholdPolicy]:
         resolved = ThresholdPolicy.resolve(policy, top_n=top_n, min_score=min_score)
-        self._check_policy(resolved)
+        self.check_policy(resolved)
         prepared = prepare(documents, dedupe=self.dedupe)
         query = validate_query(query)
         return query, prepared, resolved
 
-    def _check_policy(self, policy: ThresholdPolicy) -> None:
+    def check_policy(self, policy: ThresholdPolicy) -> None:
+        """Raise :class:`~rerankit.ConfigurationError` if ``policy`` cannot apply to this
+        reranker's scores: ``min_score`` on rank-derived scores without a calibration.
+
+        :meth:`rerank` checks this before any work; components check it when they are built.
+        """
         if policy.min_score is None or self.score_space.absolute or self.custom_calibration:
             return
         raise ConfigurationError(

@@ -20,6 +20,7 @@ __all__ = [
     "InvalidScoreError",
     "MissingDependencyError",
     "MissingVectorFieldError",
+    "ModelUnavailableError",
     "RerankError",
     "RerankWarning",
     "TruncationWarning",
@@ -74,6 +75,23 @@ class MissingDependencyError(RerankError, ImportError):
         )
         self.package = package
         self.extra = extra
+
+
+class ModelUnavailableError(ConfigurationError):
+    """A local model cannot be loaded: no such folder, no such hub model, or the hub is out of
+    reach (or ``HF_HUB_OFFLINE`` is set) and the model is not cached.
+
+    ``model`` is the model as given. The message says how to make it available.
+    """
+
+    def __init__(self, model: str, feature: str, why: str) -> None:
+        super().__init__(
+            f"{feature} cannot load the model {model!r}: {why}. Make it available by passing "
+            "a local folder (model='/path/to/model'), by downloading it into the Hugging Face "
+            "cache on a machine with access (huggingface-cli download <model>, then copy "
+            "~/.cache/huggingface), or by unsetting HF_HUB_OFFLINE where the hub is reachable"
+        )
+        self.model = model
 
 
 class BackendError(RerankError, RuntimeError):

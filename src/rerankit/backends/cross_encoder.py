@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rerankit._deps import require
-from rerankit._models import shared_model
+from rerankit._models import exclusive, shared_model
 from rerankit._torch import resolve_device, resolve_dtype, torch_module
-from rerankit.backends._local import LocalReranker
 from rerankit.backends._segments import LongDocuments, Segments, segment
+from rerankit.backends.local import LocalReranker
 from rerankit.base import ScoreBatch
 from rerankit.calibration import Calibration, ScoreSpace
 from rerankit.errors import BackendError, ConfigurationError
+from rerankit.sentence import locate_model
 from rerankit.types import Candidate
 
 if TYPE_CHECKING:
@@ -140,7 +141,9 @@ class CrossEncoderReranker(LocalReranker):
 
         def load() -> Any:
             encoder = st.CrossEncoder(
-                self.model, device=device, trust_remote_code=self.trust_remote_code
+                locate_model(self.model, feature=self._feature),
+                device=device,
+                trust_remote_code=self.trust_remote_code,
             )
             encoder.to(dtype)
             encoder.eval()
@@ -217,6 +220,10 @@ class CrossEncoderReranker(LocalReranker):
 
     def _plan(self, encoder: Any, query: str, texts: Sequence[str]) -> _Plan:
         """Tokenise one request once: query + each document (or window), with special tokens."""
+        with exclusive(encoder.tokenizer):  # truncation settings are tokenizer state
+            return self._tokenise(encoder, query, texts)
+
+    def _tokenise(self, encoder: Any, query: str, texts: Sequence[str]) -> _Plan:
         tokenizer = encoder.tokenizer
         max_length = self._window(encoder)
         # verbose=False: lengths are measured here, and over-long pairs are cut (and flagged)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rerankit.backends._local import LocalReranker
+from rerankit._models import exclusive
 from rerankit.backends._segments import LongDocuments, segment
-from rerankit.backends._sentence import document_budget
+from rerankit.backends.local import LocalReranker
 from rerankit.base import ScoreBatch
 from rerankit.calibration import Calibration, ScoreSpace
+from rerankit.sentence import document_budget
 from rerankit.types import Candidate
 
 __all__ = ["EmbeddingReranker"]
@@ -80,12 +81,17 @@ class EmbeddingReranker(LocalReranker):
     def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
         texts = [c.text for c in candidates]
         encoder = self._load()
-        budget = document_budget(encoder, self.document_prompt)
-        segments = segment(
-            encoder.tokenizer, texts, budget, mode=self.long_documents, overlap=self.window_overlap
-        )
-        q = self._encode(encoder, [self.query_prompt + query])
-        d = self._encode(encoder, [self.document_prompt + t for t in segments.texts])
+        with exclusive(encoder.tokenizer):  # encode() tokenises with per-call settings
+            budget = document_budget(encoder, self.document_prompt)
+            segments = segment(
+                encoder.tokenizer,
+                texts,
+                budget,
+                mode=self.long_documents,
+                overlap=self.window_overlap,
+            )
+            q = self._encode(encoder, [self.query_prompt + query])
+            d = self._encode(encoder, [self.document_prompt + t for t in segments.texts])
         cosines = (d @ q[0]).tolist()
         return ScoreBatch(
             raw=segments.aggregate_max(cosines),

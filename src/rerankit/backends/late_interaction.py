@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rerankit._deps import require
-from rerankit._models import shared_model
+from rerankit._models import exclusive, shared_model
 from rerankit._torch import resolve_device, resolve_dtype, torch_module
-from rerankit.backends._local import LocalReranker
 from rerankit.backends._segments import LongDocuments, segment
-from rerankit.backends._sentence import document_budget
+from rerankit.backends.local import LocalReranker
 from rerankit.base import ScoreBatch
 from rerankit.calibration import Calibration, ScoreSpace
 from rerankit.errors import BackendError, ConfigurationError
+from rerankit.sentence import document_budget, locate_model
 from rerankit.types import Candidate
 
 __all__ = ["ColbertSettings", "LateInteractionReranker", "detect_encoder", "maxsim", "maxsim_many"]
@@ -78,7 +78,7 @@ def _checkpoint_file(model: str, filename: str) -> Path | None:
     token settings apply). A file that cannot be had (absent, offline and not cached, unknown
     repository) counts as absent.
     """
-    local = Path(model).expanduser()
+    local = Path(locate_model(model, feature=_FEATURE))
     if local.is_dir():
         path = local / filename
         return path if path.is_file() else None
@@ -300,11 +300,12 @@ def load_colbert(
         settings = ColbertSettings.from_metadata(
             _read_json(_checkpoint_file(model, _METADATA_FILE))
         )
+        source = locate_model(model, feature=_FEATURE)
         tokenizer = transformers.AutoTokenizer.from_pretrained(
-            model, trust_remote_code=trust_remote_code
+            source, trust_remote_code=trust_remote_code
         )
         bert, info = transformers.AutoModel.from_pretrained(
-            model, trust_remote_code=trust_remote_code, output_loading_info=True
+            source, trust_remote_code=trust_remote_code, output_loading_info=True
         )
         missing = sorted(k for k in info.get("missing_keys", ()) if not k.startswith("pooler."))
         if missing:
@@ -427,17 +428,18 @@ class LateInteractionReranker(LocalReranker):
     def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
         texts = [c.text for c in candidates]
         encoder = self._load()
-        if isinstance(encoder, _ColbertEncoder):
-            return self._score_colbert(encoder, query, texts)
-        segments = segment(
-            encoder.tokenizer,
-            texts,
-            document_budget(encoder),
-            mode=self.long_documents,
-            overlap=self.window_overlap,
-        )
-        q = self._tokens(encoder, [query])[0]
-        docs = self._tokens(encoder, segments.texts)
+        with exclusive(encoder.tokenizer):  # encode() tokenises with per-call settings
+            if isinstance(encoder, _ColbertEncoder):
+                return self._score_colbert(encoder, query, texts)
+            segments = segment(
+                encoder.tokenizer,
+                texts,
+                document_budget(encoder),
+                mode=self.long_documents,
+                overlap=self.window_overlap,
+            )
+            q = self._tokens(encoder, [query])[0]
+            docs = self._tokens(encoder, segments.texts)
         raw = maxsim_many(q, docs)
         return ScoreBatch(
             raw=segments.aggregate_max(raw),

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from rerankit.backends._sentence import default_model, load_sentence_transformer
 from rerankit.base import Reranker
 from rerankit.demo.corpus import PASSAGES, QUERIES
 from rerankit.demo.store import SPARSE, DemoStore, Hit, open_client
 from rerankit.rag import ExtractiveAnswerer, RagAnswer, answer_question, format_answer
 from rerankit.registry import from_spec
+from rerankit.sentence import default_model, load_sentence_transformer
 from rerankit.threshold import ThresholdPolicy
 from rerankit.types import Candidate, RerankResults
 

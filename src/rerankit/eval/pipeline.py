@@ -20,13 +20,13 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from rerankit.backends._sentence import default_model, load_sentence_transformer
 from rerankit.errors import ConfigurationError, DatasetError
 from rerankit.eval._progress import iterate, progress_bar
 from rerankit.eval.beir import BeirDataset
 from rerankit.eval.cache import EmbeddingCache, _identity
 from rerankit.eval.runs import Run, RunEntry
 from rerankit.qdrant import MEMORY, batched, open_client, point_id, qdrant_models
+from rerankit.sentence import default_model, load_sentence_transformer
 from rerankit.sparse import BM25Encoder
 
 __all__ = ["Stage1", "retrieve"]

@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rerankit.annotate import RETRIEVAL_SCORE_KEY
-from rerankit.backends._sentence import default_model
 from rerankit.base import Reranker
 from rerankit.errors import ConfigurationError, DatasetError, TruncationWarning
 from rerankit.eval._progress import iterate
@@ -17,6 +16,7 @@ from rerankit.eval.cache import EmbeddingCache
 from rerankit.eval.metrics import PRIMARY, Evaluator, compare, default_measures
 from rerankit.eval.report import EvalReport, ScoreHistogram, SystemResult, environment
 from rerankit.eval.runs import Run, RunEntry
+from rerankit.sentence import default_model
 from rerankit.types import Candidate, RerankResults
 
 __all__ = ["RETRIEVAL_RANK_KEY", "display_model", "evaluate", "rerank_run"]

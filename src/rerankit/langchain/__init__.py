@@ -16,6 +16,7 @@ require("langchain_core", extra="langchain", feature="rerankit.langchain")
 
 from rerankit.langchain.compressor import RerankCompressor, RerankedDocuments  # noqa: E402
 from rerankit.langchain.retriever import RerankRetriever  # noqa: E402
+from rerankit.langchain.step import RerankStep  # noqa: E402
 
 if TYPE_CHECKING:
     from rerankit.langchain.embeddings import BM25SparseEmbeddings, SentenceTransformerEmbeddings
@@ -52,6 +53,7 @@ __all__ = [
     "RagChainOutput",
     "RerankCompressor",
     "RerankRetriever",
+    "RerankStep",
     "RerankedDocuments",
     "SentenceTransformerEmbeddings",
     "build_qdrant_store",

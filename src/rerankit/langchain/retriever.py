@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import warnings
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -12,90 +14,131 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import run_in_executor
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
-from rerankit.base import Reranker
-from rerankit.errors import ConfigurationError
-from rerankit.langchain._convert import annotated, resolve_reranker, to_candidates
-from rerankit.threshold import ThresholdPolicy
+from rerankit.components import RerankSettings
+from rerankit.errors import ConfigurationError, RerankWarning
+from rerankit.langchain._convert import (
+    RerankedDocuments,
+    annotated,
+    atraced,
+    to_candidates,
+    traced,
+)
+from rerankit.types import RerankResults
 
 __all__ = ["RerankRetriever"]
 
+_CALL_KWARGS = frozenset({"top_n", "min_score", "fetch_k"})
 
-class RerankRetriever(BaseRetriever):
+
+class RerankRetriever(RerankSettings, BaseRetriever):
     """Fetches ``fetch_k`` candidates from ``base_retriever`` and reranks them.
 
-    ``fetch_k`` is passed to the base retriever as ``k`` (vector-store retrievers honour it)
-    and the candidates are capped at ``fetch_k``. ``top_n`` and ``min_score`` can also be
-    given per call: ``retriever.invoke(query, top_n=3)``. Documents come back as annotated
-    copies, exactly as from :class:`~rerankit.langchain.RerankCompressor`.
+    ``fetch_k`` reaches the base retriever: as its ``k`` field when it has one (BM25 and
+    most retrievers), as ``search_kwargs["k"]`` (vector-store retrievers), or as a ``k``
+    keyword when it takes keywords. A retriever that takes none of these gets a
+    :class:`~rerankit.RerankWarning` once, and the documents it returns are reranked as they
+    come (at most ``fetch_k``). ``top_n``, ``min_score`` and ``fetch_k`` can also be given per
+    call: ``retriever.invoke(query, top_n=3)``. Documents come back as annotated copies,
+    exactly as from :class:`~rerankit.langchain.RerankCompressor` (``reranker=None`` keeps the
+    retrieval order); the list is a :class:`~rerankit.langchain.RerankedDocuments` whose
+    ``.results.timings`` include ``"retrieve"``. The base retrieval and the rerank step are
+    child runs of this retriever's run.
 
     Example:
         >>> from langchain_core.documents import Document
         >>> from langchain_core.retrievers import BaseRetriever
         >>> from rerankit.langchain import RerankRetriever
         >>> class Fixed(BaseRetriever):
+        ...     k: int = 4
         ...     def _get_relevant_documents(self, query, *, run_manager):
-        ...         return [Document("Pasta recipes"), Document("Qdrant stores vectors.")]
+        ...         return [Document("Pasta recipes"), Document("Qdrant stores vectors.")][:self.k]
         >>> retriever = RerankRetriever(base_retriever=Fixed(), reranker="embedding", top_n=1)
         >>> retriever.invoke("vector database")[0].page_content
         'Qdrant stores vectors.'
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
-
     base_retriever: BaseRetriever = Field(description="The first-stage retriever.")
-    reranker: Reranker = Field(description="A rerankit Reranker, or a spec such as 'embedding'.")
     fetch_k: int = Field(default=20, ge=1, description="Candidates to fetch before reranking.")
-    top_n: int | None = Field(default=4, ge=0, description="Documents to return.")
-    min_score: float | None = Field(default=None, ge=0.0, le=1.0)
-    policy: ThresholdPolicy | None = None
 
-    def __init__(self, **data: Any) -> None:
-        # Resolve a spec string before validation, so spec errors surface as RerankError.
-        super().__init__(**resolve_reranker(data))
-
-    def _call_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(kwargs) - {"top_n", "min_score", "fetch_k"}
+    def _overrides(self, kwargs: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        unknown = set(kwargs) - _CALL_KWARGS
         if unknown:
             raise ConfigurationError(f"unexpected arguments: {sorted(unknown)}")
-        return {
-            "top_n": kwargs.get("top_n", self.top_n),
-            "min_score": kwargs.get("min_score", self.min_score),
-            "policy": self.policy,
-        }
+        fetch_k = kwargs.get("fetch_k", self.fetch_k)
+        if isinstance(fetch_k, bool) or not isinstance(fetch_k, int) or fetch_k < 1:
+            raise ConfigurationError(f"fetch_k must be a positive int, got {fetch_k!r}")
+        overrides: dict[str, Any] = {k: kwargs[k] for k in ("top_n", "min_score") if k in kwargs}
+        self.threshold(**overrides)  # typed errors for bad per-call values
+        return fetch_k, overrides
 
-    def _base_kwargs(self, fetch_k: int) -> dict[str, Any]:
-        # Only retrievers whose _get_relevant_documents takes **kwargs receive ``k``.
-        return {"k": fetch_k} if getattr(self.base_retriever, "_expects_other_args", False) else {}
+    def _base(self, fetch_k: int) -> tuple[BaseRetriever, dict[str, Any]]:
+        """The base retriever set to return ``fetch_k`` documents, and keywords to call it with."""
+        base = self.base_retriever
+        fields = type(base).model_fields
+        if "k" in fields and isinstance(getattr(base, "k", None), int):
+            return base.model_copy(update={"k": fetch_k}), {}
+        search = getattr(base, "search_kwargs", None)
+        if "search_kwargs" in fields and isinstance(search, dict):
+            return base.model_copy(update={"search_kwargs": {**search, "k": fetch_k}}), {}
+        if getattr(base, "_expects_other_args", False):
+            return base, {"k": fetch_k}
+        warnings.warn(
+            f"RerankRetriever: fetch_k={fetch_k} cannot reach {type(base).__name__} (it has no "
+            "k field, no search_kwargs and takes no keywords); reranking the documents it "
+            "returns, at most fetch_k",
+            RerankWarning,
+            stacklevel=4,
+        )
+        return base, {}
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        call = self._call_kwargs(kwargs)
-        fetch_k = int(kwargs.get("fetch_k", self.fetch_k))
-        candidates = self.base_retriever.invoke(
-            query, config={"callbacks": run_manager.get_child()}, **self._base_kwargs(fetch_k)
-        )[:fetch_k]
-        results = self.reranker.rerank(query, to_candidates(candidates), **call)
-        return annotated(candidates, results)
+        fetch_k, overrides = self._overrides(kwargs)
+        base, base_kwargs = self._base(fetch_k)
+        started = time.perf_counter()
+        found = base.invoke(query, config={"callbacks": run_manager.get_child()}, **base_kwargs)
+        candidates = found[:fetch_k]
+        retrieve_ms = (time.perf_counter() - started) * 1000.0
+        converted = to_candidates(candidates)
+        return traced(
+            run_manager.get_child(),
+            query,
+            candidates,
+            lambda: annotated(
+                candidates,
+                _with_retrieval(self.rerank_candidates(query, converted, **overrides), retrieve_ms),
+            ),
+        )
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        call = self._call_kwargs(kwargs)
-        fetch_k = int(kwargs.get("fetch_k", self.fetch_k))
+        fetch_k, overrides = self._overrides(kwargs)
+        base, base_kwargs = self._base(fetch_k)
         config: RunnableConfig = {"callbacks": run_manager.get_child()}
-        kwargs_ = self._base_kwargs(fetch_k)
-        base = self.base_retriever
+        started = time.perf_counter()
         if (
-            kwargs_
+            base_kwargs
             and type(base)._aget_relevant_documents is BaseRetriever._aget_relevant_documents
         ):
-            # The default async path drops extra kwargs: run the sync one off the event loop.
-            found = await run_in_executor(None, base.invoke, query, config, **kwargs_)
+            # The default async path drops extra keywords: run the sync one off the event loop.
+            found = await run_in_executor(None, base.invoke, query, config, **base_kwargs)
         else:
-            found = await base.ainvoke(query, config=config, **kwargs_)
+            found = await base.ainvoke(query, config=config, **base_kwargs)
         candidates = found[:fetch_k]
-        results = await self.reranker.arerank(query, to_candidates(candidates), **call)
-        return annotated(candidates, results)
+        retrieve_ms = (time.perf_counter() - started) * 1000.0
+        converted = to_candidates(candidates)
+
+        async def run() -> RerankedDocuments:
+            results = await self.arerank_candidates(query, converted, **overrides)
+            return annotated(candidates, _with_retrieval(results, retrieve_ms))
+
+        return await atraced(run_manager.get_child(), query, candidates, run)
+
+
+def _with_retrieval(results: RerankResults, retrieve_ms: float) -> RerankResults:
+    """``results`` whose timings also hold the base retrieval."""
+    return results.replace(timings={"retrieve": retrieve_ms, **results.timings})

@@ -13,18 +13,15 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from rerankit._results_list import ResultsList
-from rerankit.annotate import RERANK_KEY, RETRIEVAL_SCORE_KEY, rerank_block
-from rerankit.base import Reranker
+from rerankit.annotate import HIDDEN_KEYS, result_metadata
+from rerankit.candidates import candidate_from
+from rerankit.components import RerankSettings
 from rerankit.errors import ConfigurationError
-from rerankit.registry import from_spec
-from rerankit.threshold import ThresholdPolicy
 from rerankit.types import Candidate, RerankResults
 
 __all__ = ["RerankPostprocessor", "RerankedNodes"]
 
 dispatcher = get_dispatcher(__name__)
-
-_HIDDEN_KEYS = (RETRIEVAL_SCORE_KEY, RERANK_KEY)
 
 
 def _with_unique(keys: list[str], extra: tuple[str, ...]) -> list[str]:
@@ -48,16 +45,21 @@ class RerankedNodes(ResultsList[NodeWithScore, RerankResults]):
         super().__init__(nodes, results)
 
 
-class RerankPostprocessor(BaseNodePostprocessor):
+class RerankPostprocessor(RerankSettings, BaseNodePostprocessor):
     """Reranks retrieved nodes with a rerankit :class:`~rerankit.Reranker`.
 
     Returns new ``NodeWithScore`` objects, best first, whose ``score`` is the calibrated
-    rerank score in [0, 1]. Each node is a copy (same ``node_id``) whose metadata gains
-    ``retrieval_score`` (the first-stage score) and a ``rerank`` block; both keys are excluded
-    from the text LLMs and embedders see. The input nodes are never modified. Emits
-    LlamaIndex's ``ReRankStartEvent`` / ``ReRankEndEvent`` and the ``RERANKING`` callback event.
-    The returned list is a :class:`RerankedNodes`, which also carries the rerank results and,
-    when nothing passed the threshold, ``empty_reason``.
+    rerank score in [0, 1]. Each node is a copy (same ``node_id``) whose metadata gains the
+    same keys as the LangChain components add: ``relevance_score``, ``retrieval_score`` (the
+    node's first-stage score, when it had one) and the ``rerank`` block; all three are excluded
+    from the text LLMs and embedders see. The input nodes are never modified. The first-stage
+    score reaches the reranker as :attr:`Candidate.retrieval_score
+    <rerankit.Candidate.retrieval_score>`, so ``FusionReranker(first_stage="retrieval_score")``
+    works here as through LangChain. ``reranker=None`` keeps the retrieval order.
+
+    Emits LlamaIndex's ``ReRankStartEvent`` / ``ReRankEndEvent`` and the ``RERANKING``
+    callback event. The returned list is a :class:`RerankedNodes`, which also carries the
+    rerank results (with timings) and, when nothing passed the threshold, ``empty_reason``.
 
     The text scored is ``node.get_content(metadata_mode=...)``; the default
     ``MetadataMode.NONE`` scores the same text the LangChain components score.
@@ -73,18 +75,7 @@ class RerankPostprocessor(BaseNodePostprocessor):
         ('Qdrant stores vectors.', 0.4)
     """
 
-    reranker: Reranker = Field(description="A rerankit Reranker, or a spec such as 'embedding'.")
-    top_n: int | None = Field(default=None, ge=0, description="Keep at most this many nodes.")
-    min_score: float | None = Field(default=None, ge=0.0, le=1.0)
-    policy: ThresholdPolicy | None = Field(default=None)
     metadata_mode: MetadataMode = Field(default=MetadataMode.NONE)
-    keep_retrieval_score: bool = Field(default=True)
-
-    def __init__(self, **data: Any) -> None:
-        # Resolve a spec string before validation, so spec errors surface as RerankError.
-        if isinstance(data.get("reranker"), str):
-            data = {**data, "reranker": from_spec(data["reranker"])}
-        super().__init__(**data)
 
     @classmethod
     def class_name(cls) -> str:
@@ -92,41 +83,45 @@ class RerankPostprocessor(BaseNodePostprocessor):
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _candidates(self, nodes: list[NodeWithScore]) -> list[Candidate]:
-        return [
-            Candidate(n.node.get_content(metadata_mode=self.metadata_mode), id=n.node.node_id)
-            for n in nodes
-        ]
+    def _candidates(self, nodes: Sequence[NodeWithScore]) -> list[Candidate]:
+        out = []
+        for index, item in enumerate(nodes):
+            if not isinstance(item, NodeWithScore):
+                raise ConfigurationError(
+                    f"nodes[{index}] must be a NodeWithScore, got {type(item).__name__}"
+                )
+            node = item.node
+            out.append(
+                candidate_from(
+                    node.get_content(metadata_mode=self.metadata_mode),
+                    id=node.node_id,
+                    metadata=node.metadata,
+                    score=item.score,
+                )
+            )
+        return out
 
-    def _query(self, query_bundle: QueryBundle | None) -> str:
+    @staticmethod
+    def _query(query_bundle: QueryBundle | None) -> str:
         if query_bundle is None:
             raise ConfigurationError(
                 "RerankPostprocessor needs a query (query_bundle or query_str)"
             )
         return query_bundle.query_str
 
-    def _call_kwargs(self) -> dict[str, Any]:
-        return {"top_n": self.top_n, "min_score": self.min_score, "policy": self.policy}
-
-    def _rebuild(self, nodes: list[NodeWithScore], results: RerankResults) -> RerankedNodes:
+    @staticmethod
+    def _rebuild(nodes: list[NodeWithScore], results: RerankResults) -> RerankedNodes:
         out = []
         for result in results:
-            original = nodes[result.index]
-            node = original.node
-            metadata = dict(node.metadata)
-            if self.keep_retrieval_score:
-                metadata[RETRIEVAL_SCORE_KEY] = original.score
-            metadata[RERANK_KEY] = rerank_block(
-                result, backend=results.backend, model=results.model
-            )
+            node = nodes[result.index].node
             copy = node.model_copy(
                 update={
-                    "metadata": metadata,
+                    "metadata": {**node.metadata, **result_metadata(result, results)},
                     "excluded_llm_metadata_keys": _with_unique(
-                        list(node.excluded_llm_metadata_keys), _HIDDEN_KEYS
+                        list(node.excluded_llm_metadata_keys), HIDDEN_KEYS
                     ),
                     "excluded_embed_metadata_keys": _with_unique(
-                        list(node.excluded_embed_metadata_keys), _HIDDEN_KEYS
+                        list(node.excluded_embed_metadata_keys), HIDDEN_KEYS
                     ),
                 }
             )
@@ -157,12 +152,12 @@ class RerankPostprocessor(BaseNodePostprocessor):
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
         query = self._query(query_bundle)
+        candidates = self._candidates(nodes)
         self._start(nodes, query_bundle)
         with self.callback_manager.event(
             CBEventType.RERANKING, payload=self._payload(nodes, query)
         ) as event:
-            results = self.reranker.rerank(query, self._candidates(nodes), **self._call_kwargs())
-            new_nodes = self._rebuild(nodes, results)
+            new_nodes = self._rebuild(nodes, self.rerank_candidates(query, candidates))
             event.on_end(payload={EventPayload.NODES: new_nodes})
         dispatcher.event(ReRankEndEvent(nodes=new_nodes))
         return new_nodes
@@ -171,14 +166,12 @@ class RerankPostprocessor(BaseNodePostprocessor):
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
         query = self._query(query_bundle)
+        candidates = self._candidates(nodes)
         self._start(nodes, query_bundle)
         with self.callback_manager.event(
             CBEventType.RERANKING, payload=self._payload(nodes, query)
         ) as event:
-            results = await self.reranker.arerank(
-                query, self._candidates(nodes), **self._call_kwargs()
-            )
-            new_nodes = self._rebuild(nodes, results)
+            new_nodes = self._rebuild(nodes, await self.arerank_candidates(query, candidates))
             event.on_end(payload={EventPayload.NODES: new_nodes})
         dispatcher.event(ReRankEndEvent(nodes=new_nodes))
         return new_nodes

@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from rerankit.backends._local import LocalModel
+from rerankit.backends.local import LocalModel
 from rerankit.errors import BackendError, ConfigurationError
 
 __all__ = ["DenseEncoder", "MultivectorEncoder", "SentenceTransformerEncoder"]

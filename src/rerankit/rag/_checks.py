@@ -10,7 +10,7 @@ from __future__ import annotations
 from rerankit.base import Reranker
 from rerankit.errors import ConfigurationError
 from rerankit.rag.prompt import RagPrompt
-from rerankit.registry import from_spec
+from rerankit.registry import as_reranker
 from rerankit.threshold import ThresholdPolicy
 
 __all__ = ["check_prompt_args", "check_rag_args"]
@@ -37,20 +37,17 @@ def check_rag_args(
 ) -> Reranker:
     """Check a RAG builder's arguments and return the reranker (a spec string resolved).
 
-    ``fetch_k`` must be a positive int (not a bool), ``reranker`` a :class:`~rerankit.Reranker`
-    or a spec string for :func:`~rerankit.from_spec`, ``top_n`` and ``min_score`` valid
+    ``fetch_k`` must be a positive int (not a bool), ``reranker`` what
+    :func:`~rerankit.as_reranker` takes (a reranker, a spec, or ``None``), ``top_n`` and
+    ``min_score`` valid
     :class:`~rerankit.ThresholdPolicy` values, ``policy`` a ThresholdPolicy or None, and
     ``prompt`` / ``source_key`` as :func:`check_prompt_args` says. Errors are
     :class:`~rerankit.ConfigurationError`; a spec string may raise what ``from_spec`` raises.
+    ``min_score`` on a reranker with rank-derived scores is refused here, before any work.
     """
     if not isinstance(fetch_k, int) or isinstance(fetch_k, bool) or fetch_k < 1:
         raise ConfigurationError(f"fetch_k must be a positive int, got {fetch_k!r}")
-    if not isinstance(reranker, Reranker | str):
-        raise ConfigurationError(
-            f"reranker must be a Reranker or a spec string, got {type(reranker).__name__}"
-        )
     check_prompt_args(prompt, source_key)
-    ThresholdPolicy(top_n=top_n, min_score=min_score)  # typed errors for bad values
-    if policy is not None and not isinstance(policy, ThresholdPolicy):
-        raise ConfigurationError(f"policy must be a ThresholdPolicy, got {type(policy).__name__}")
-    return from_spec(reranker) if isinstance(reranker, str) else reranker
+    resolved = as_reranker(reranker)  # type: ignore[arg-type]
+    resolved.check_policy(ThresholdPolicy.resolve(policy, top_n=top_n, min_score=min_score))
+    return resolved

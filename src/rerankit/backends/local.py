@@ -2,22 +2,27 @@
 
 :class:`LocalModel` validates and stores the options of a local sentence-transformers model and
 loads it on first use; :class:`LocalReranker` is the base of the local rerankers
-(cross-encoder, embedding, late interaction) and adds the long-document options. The
-multi-stage ``SentenceTransformerEncoder`` is a :class:`LocalModel` too.
+(cross-encoder, embedding, late interaction) and adds the long-document options;
+:class:`SentenceEmbedder` is the embedding step of the LangChain and LlamaIndex embedding
+components. The multi-stage ``SentenceTransformerEncoder`` is a :class:`LocalModel` too, so
+every local model's options are named and validated by one rule.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from rerankit._embed_rows import embed_rows
 from rerankit._torch import DTYPES
 from rerankit.backends._segments import LongDocuments, check_long_documents
-from rerankit.backends._sentence import default_model, load_sentence_transformer
 from rerankit.base import Reranker
 from rerankit.calibration import Calibration
 from rerankit.errors import ConfigurationError
+from rerankit.sentence import default_model, display_name, load_sentence_transformer
 
-__all__ = ["LocalModel", "LocalReranker"]
+__all__ = ["LocalModel", "LocalReranker", "SentenceEmbedder"]
 
 
 class LocalModel:
@@ -75,8 +80,9 @@ class LocalModel:
 
     @property
     def model_name(self) -> str:
-        """The model's hub id or local folder."""
-        return self.model
+        """The model's short name (:func:`~rerankit.sentence.display_name`): a hub id, or a
+        local folder's name."""
+        return display_name(self.model)
 
     def warm_up(self) -> None:
         """Load the model now instead of on the first call."""
@@ -148,3 +154,76 @@ class LocalReranker(LocalModel, Reranker):
         rerankers sharing the same loaded model are not affected.
         """
         self._loaded = model
+
+
+class SentenceEmbedder(LocalModel):
+    """Embeds texts with a sentence-transformers bi-encoder, as plain lists of floats.
+
+    The embedding step of :class:`rerankit.langchain.SentenceTransformerEmbeddings` and
+    :class:`rerankit.llama_index.SentenceTransformerEmbedding`: the model options are the
+    :class:`LocalModel` options (one validation rule), plus ``normalize`` and the
+    ``query_prompt`` / ``document_prompt`` prepended for models trained with prefixes. The
+    model is shared with every component naming the same model and options, and loads on
+    first use (an empty call never loads it).
+
+    Example:
+        >>> from rerankit.backends.local import SentenceEmbedder
+        >>> embedder = SentenceEmbedder()
+        >>> len(embedder.embed_documents(["Qdrant stores vectors."])[0])
+        384
+    """
+
+    _feature = "SentenceTransformerEmbeddings"
+
+    def __init__(
+        self,
+        *,
+        model: str | None = None,
+        device: str | None = None,
+        dtype: str = "float32",
+        batch_size: int = 32,
+        normalize: bool = True,
+        max_length: int | None = None,
+        query_prompt: str = "",
+        document_prompt: str = "",
+        trust_remote_code: bool = False,
+    ) -> None:
+        self._set_model_options(
+            model=model,
+            device=device,
+            batch_size=batch_size,
+            max_length=max_length,
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+        )
+        if not isinstance(normalize, bool):
+            raise ConfigurationError(f"normalize must be a bool, got {normalize!r}")
+        for name, prompt in (("query_prompt", query_prompt), ("document_prompt", document_prompt)):
+            if not isinstance(prompt, str):
+                raise ConfigurationError(f"{name} must be a str, got {type(prompt).__name__}")
+        self.normalize = normalize
+        self.query_prompt = query_prompt
+        self.document_prompt = document_prompt
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        with self._lock:
+            return super()._load()
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One vector per text, as given (no prompt added)."""
+        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+            raise ConfigurationError("texts must be a list of str")
+        return embed_rows(self._load, texts, batch_size=self.batch_size, normalize=self.normalize)
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed documents (with ``document_prompt`` prepended)."""
+        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+            raise ConfigurationError("texts must be a list of str")
+        return self.embed([self.document_prompt + t for t in texts])
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed a query (with ``query_prompt`` prepended)."""
+        if not isinstance(text, str):
+            raise ConfigurationError(f"query must be a str, got {type(text).__name__}")
+        return self.embed([self.query_prompt + text])[0]
