@@ -20,9 +20,11 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
 from rerankit._results_list import ResultsList
+from rerankit._typing import Unpack
 from rerankit.langchain.store import as_records
 from rerankit.multistage import IngestReport, MultiStageResults, QdrantMultiStage
-from rerankit.multistage.options import SearchOptions
+from rerankit.multistage.options import SearchOptions, convert_hits
+from rerankit.qdrant import IngestOptions
 
 __all__ = ["MultiStageDocuments", "QdrantMultiStageRetriever"]
 
@@ -35,33 +37,26 @@ class MultiStageDocuments(ResultsList[Document, MultiStageResults]):
 
 def to_documents(results: MultiStageResults) -> MultiStageDocuments:
     """The LangChain ``Document`` of each hit (new objects), with the results attached."""
-    return MultiStageDocuments(
-        [
-            Document(page_content=hit.text, id=hit.id, metadata=results.metadata_for(hit))
-            for hit in results
-        ],
-        results,
+    documents = convert_hits(
+        results, lambda hit, meta: Document(page_content=hit.text, id=hit.id, metadata=meta)
     )
+    return MultiStageDocuments(documents, results)
 
 
 class QdrantMultiStageRetriever(BaseRetriever):
     """Multi-stage Qdrant retrieval (dense + BM25 prefetch, RRF/DBSF fusion, optional MaxSim
     multivector rescoring, optional reranker) as a LangChain retriever.
 
-    The same contract as :class:`rerankit.llama_index.QdrantMultiStageRetriever`:
+    Its contract is the LlamaIndex face's (:mod:`rerankit.multistage.options`): pydantic
+    fields ``pipeline``, ``top_n``, ``min_score``, ``query_filter``; per call
+    ``retriever.invoke(query, top_n=3, min_score=0.5, query_filter=...)``; and
+    :meth:`add_documents`.
 
-    * fields ``pipeline`` (a :class:`~rerankit.multistage.QdrantMultiStage`: the stages, their
-      limits, the reranker and the threshold), ``top_n=None``, ``min_score=None`` and
-      ``query_filter=None`` (a Qdrant ``Filter``); set ones override the pipeline's;
-    * per call: ``retriever.invoke(query, top_n=3, min_score=0.5, query_filter=...)``;
-    * :meth:`add_documents` ingests documents with every vector field the pipeline needs.
-
-    Returned documents are new objects: ``id`` is the document's own id (else the Qdrant point
-    id) and ``metadata`` is the stored metadata plus ``doc_id``, ``point_id``, ``stages``
-    (``{stage: {"rank", "score"}}``, 0-based ranks, ``None`` when the document was not in that
-    stage's list), ``stages_run`` and, with a reranker, ``relevance_score`` and the ``rerank``
-    block. The list is a :class:`MultiStageDocuments` whose ``.results.timings`` split the
-    latency per stage (``retriever.pipeline.search(query)`` gives those results on both faces).
+    Each result is a new ``Document``: ``id`` is the document's own id (else the Qdrant point
+    id); ``metadata`` holds the stored metadata with ``doc_id``, ``point_id``, ``stages``
+    (``{stage: {"rank", "score"}}``, 0-based, ``None`` outside a stage's list), ``stages_run``
+    and, with a reranker, ``relevance_score`` and the ``rerank`` block. ``invoke`` returns a
+    :class:`MultiStageDocuments`, which carries the core's results (``.results.timings``).
 
     Example:
         >>> from langchain_core.documents import Document
@@ -89,21 +84,12 @@ class QdrantMultiStageRetriever(BaseRetriever):
     query_filter: Any = Field(default=None, description="A Qdrant Filter for every stage.")
 
     def add_documents(
-        self,
-        documents: Sequence[Document],
-        *,
-        batch_size: int = 64,
-        show_progress: bool = True,
-        recreate: bool = False,
+        self, documents: Sequence[Document], **options: Unpack[IngestOptions]
     ) -> IngestReport:
-        """Ingest LangChain documents (``page_content``, ``id``, ``metadata``); see
-        :meth:`QdrantMultiStage.ingest`. The documents are not modified."""
-        return self.pipeline.ingest(
-            as_records(documents),
-            batch_size=batch_size,
-            show_progress=show_progress,
-            recreate=recreate,
-        )
+        """Ingest LangChain documents (``page_content``, ``id``, ``metadata``, left unchanged)
+        with :meth:`QdrantMultiStage.ingest`; ``options``: ``batch_size``,
+        ``show_progress``, ``recreate``."""
+        return self.pipeline.ingest(as_records(documents), **options)
 
     def _options(self, overrides: dict[str, Any]) -> SearchOptions:
         return SearchOptions(self.top_n, self.min_score, self.query_filter).merged(overrides)

@@ -17,19 +17,18 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
 from rerankit._deps import require
+from rerankit._typing import Unpack
 from rerankit.errors import ConfigurationError
 from rerankit.qdrant import (
     PAYLOAD_METADATA,
     PAYLOAD_TEXT,
     VECTOR_BM25,
     VECTOR_DENSE,
-    DenseField,
     Encoders,
-    Layout,
-    SparseField,
+    StoreOptions,
     check_documents,
-    check_ingest_args,
     ingest_and_open,
+    text_layout,
 )
 from rerankit.qdrant.schema import stored_bm25
 from rerankit.types import Candidate
@@ -51,28 +50,22 @@ def build_qdrant_store(
     embedding: Embeddings,
     *,
     collection: str,
-    url: str | None = None,
-    path: str | None = None,
-    api_key: str | None = None,
-    client: Any = None,
     hybrid: bool = False,
-    batch_size: int = 64,
-    show_progress: bool = True,
-    recreate: bool = False,
+    **options: Unpack[StoreOptions],
 ) -> Any:
     """Ingest ``documents`` into a Qdrant collection and return its ``QdrantVectorStore``.
 
-    Where: ``client`` if given, else a server at ``url``, else the embedded store at ``path``
-    (default: a folder under the cache, see :func:`rerankit.qdrant.default_qdrant_path`;
-    ``":memory:"`` works). The caller owns the client: ``store.client.close()`` releases an
-    embedded folder.
+    ``options`` say where and how (:class:`rerankit.qdrant.StoreOptions`): ``client``, or
+    ``url`` (+ ``api_key``) for a server, or ``path`` for the embedded store (default: under
+    the cache; ``":memory:"`` works); ``batch_size``, ``show_progress``, ``recreate``. The
+    caller owns a client opened here: ``store.client.close()`` releases an embedded folder.
 
-    Documents go through :func:`rerankit.qdrant.ingest`: batches of ``batch_size`` with a
-    progress bar; each point id is the hash of the text, so re-running never duplicates points
-    and texts already stored are not embedded again. The payload is rerankit's
-    (``text``, ``doc_id``, ``metadata``); a document's own ``id`` is kept as ``doc_id`` and in
-    ``metadata["doc_id"]`` (of the stored copy; inputs are not modified). With no documents,
-    an existing collection is opened.
+    Documents go through :func:`rerankit.qdrant.ingest`, batched with a progress bar; each
+    point id is the hash of the text, so re-running never duplicates points and texts already
+    stored are not embedded again. The payload is rerankit's (``text``, ``doc_id``,
+    ``metadata``); a document's own ``id`` is kept as ``doc_id`` and in ``metadata["doc_id"]``
+    (of the stored copy; inputs are not modified). With no documents, an existing collection
+    is opened.
 
     ``hybrid=True`` adds BM25 sparse vectors (the ``bm25`` field, Qdrant's IDF modifier) and
     the store retrieves with dense + sparse fusion. ``recreate=True`` drops the collection first.
@@ -103,33 +96,15 @@ def build_qdrant_store(
 
     from rerankit.langchain.embeddings import BM25SparseEmbeddings
 
-    check_ingest_args(
-        documents,
-        collection=collection,
-        kinds=Document,
-        sequence_of="LangChain Documents",
-        each="a LangChain Document",
-        batch_size=batch_size,
-        client=client,
-        url=url,
-        path=path,
-        api_key=api_key,
-    )
     if not isinstance(embedding, Embeddings):
         raise ConfigurationError("embedding must be a LangChain Embeddings")
-    layout = Layout(dense=DenseField(), sparse=SparseField() if hybrid else None)
+    layout = text_layout(hybrid=hybrid)
     opened = ingest_and_open(
         as_records(documents),
         collection=collection,
         layout=layout,
         encoders=Encoders(dense=embedding),
-        client=client,
-        url=url,
-        path=path,
-        api_key=api_key,
-        batch_size=batch_size,
-        show_progress=show_progress,
-        recreate=recreate,
+        **options,
     )
     sparse = None
     if layout.sparse is not None:

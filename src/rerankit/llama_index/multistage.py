@@ -18,6 +18,7 @@ from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle
 
 from rerankit._results_list import ResultsList
+from rerankit._typing import Unpack
 from rerankit.annotate import RELEVANCE_SCORE_KEY, RERANK_KEY
 from rerankit.llama_index.store import as_records, to_text_node
 from rerankit.multistage import (
@@ -26,10 +27,12 @@ from rerankit.multistage import (
     STAGES_KEY,
     STAGES_RUN_KEY,
     IngestReport,
+    MultiStageHit,
     MultiStageResults,
     QdrantMultiStage,
 )
-from rerankit.multistage.options import SearchOptions, check_pipeline
+from rerankit.multistage.options import SearchOptions, check_pipeline, convert_hits
+from rerankit.qdrant import IngestOptions
 
 __all__ = ["MultiStageNodes", "MultiStageQuery", "QdrantMultiStageRetriever"]
 
@@ -71,45 +74,29 @@ class MultiStageQuery(QueryBundle):
 def to_nodes(results: MultiStageResults) -> MultiStageNodes:
     """One ``NodeWithScore`` per hit: a new ``TextNode`` (id: the point id; ``ref_doc_id``:
     the document's own id), scored with the final score."""
-    return MultiStageNodes(
-        [
-            NodeWithScore(
-                node=to_text_node(
-                    hit.point_id,
-                    hit.text,
-                    hit.doc_id,
-                    results.metadata_for(hit),
-                    hidden=HIDDEN_KEYS,
-                ),
-                score=hit.score,
-            )
-            for hit in results
-        ],
-        results,
-    )
+
+    def node(hit: MultiStageHit, metadata: dict[str, Any]) -> NodeWithScore:
+        text = to_text_node(hit.point_id, hit.text, hit.doc_id, metadata, hidden=HIDDEN_KEYS)
+        return NodeWithScore(node=text, score=hit.score)
+
+    return MultiStageNodes(convert_hits(results, node), results)
 
 
 class QdrantMultiStageRetriever(BaseRetriever):
     """Multi-stage Qdrant retrieval (dense + BM25 prefetch, RRF/DBSF fusion, optional MaxSim
     multivector rescoring, optional reranker) as a LlamaIndex retriever.
 
-    The same contract as :class:`rerankit.langchain.QdrantMultiStageRetriever`:
+    Its contract is the LangChain face's (:mod:`rerankit.multistage.options`): keyword
+    arguments and read-only attributes ``pipeline``, ``top_n``, ``min_score``,
+    ``query_filter``; per call ``retriever.retrieve(MultiStageQuery(query, top_n=3, ...))``;
+    and :meth:`add_documents`.
 
-    * arguments ``pipeline`` (a :class:`~rerankit.multistage.QdrantMultiStage`: the stages,
-      their limits, the reranker and the threshold), ``top_n=None``, ``min_score=None`` and
-      ``query_filter=None`` (a Qdrant ``Filter``); set ones override the pipeline's; read
-      back as attributes of the same names;
-    * per call: ``retriever.retrieve(MultiStageQuery(query, top_n=3, ...))``;
-    * :meth:`add_documents` ingests documents or nodes with every vector field the pipeline
-      needs.
-
-    Nodes come back as new ``TextNode`` objects whose id is the Qdrant point id (unique: the
-    content hash) and whose ``ref_doc_id`` is the document's own id, scored with the final
-    score (the reranker's calibrated score, else the last Qdrant stage's). ``metadata`` is the
-    stored metadata plus ``doc_id``, ``point_id``, ``stages`` (``{stage: {"rank", "score"}}``,
-    0-based ranks), ``stages_run`` and, with a reranker, ``relevance_score`` and the ``rerank``
-    block; these keys are excluded from the text LLMs and embedders see. Per-stage timings:
-    ``retriever.pipeline.search(query).timings`` (on both faces).
+    Results are new ``TextNode`` objects: the id is the Qdrant point id (unique, the content
+    hash; LlamaIndex folds nodes with equal ids), ``ref_doc_id`` the document's own id, the
+    score the final one (the reranker's calibrated score, else the last Qdrant stage's).
+    ``metadata``: the stored metadata with ``doc_id``, ``point_id``, ``stages``,
+    ``stages_run`` and, with a reranker, ``relevance_score`` and ``rerank``; those keys are
+    kept out of the text LLMs and embedders see.
 
     Example:
         >>> from llama_index.core.schema import TextNode
@@ -160,22 +147,12 @@ class QdrantMultiStageRetriever(BaseRetriever):
         return self._options.query_filter
 
     def add_documents(
-        self,
-        documents: Sequence[BaseNode],
-        *,
-        batch_size: int = 64,
-        show_progress: bool = True,
-        recreate: bool = False,
+        self, documents: Sequence[BaseNode], **options: Unpack[IngestOptions]
     ) -> IngestReport:
-        """Ingest LlamaIndex documents or nodes (text without metadata, ``ref_doc_id`` or
-        ``node_id``, ``metadata``); see :meth:`QdrantMultiStage.ingest`. Inputs are not
-        modified."""
-        return self._pipeline.ingest(
-            as_records(documents),
-            batch_size=batch_size,
-            show_progress=show_progress,
-            recreate=recreate,
-        )
+        """Ingest LlamaIndex documents or nodes through the pipeline: each one's text without
+        metadata, ``ref_doc_id`` (else ``node_id``) and ``metadata``; inputs stay as they are.
+        ``options`` are those of :meth:`QdrantMultiStage.ingest`."""
+        return self._pipeline.ingest(as_records(documents), **options)
 
     def _call(self, bundle: QueryBundle) -> SearchOptions:
         if isinstance(bundle, MultiStageQuery):

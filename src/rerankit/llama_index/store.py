@@ -28,22 +28,22 @@ from llama_index.core.schema import (
 from llama_index.core.vector_stores.types import VectorStoreQueryResult
 
 from rerankit._deps import require
+from rerankit._typing import Unpack
 from rerankit.errors import ConfigurationError
 from rerankit.qdrant import (
     MEMORY,
     PAYLOAD_TEXT,
     VECTOR_BM25,
     VECTOR_DENSE,
-    DenseField,
     Encoders,
-    Layout,
     SparseField,
+    StoreOptions,
     check_documents,
-    check_ingest_args,
     from_payload,
     ingest,
     ingest_and_open,
     qdrant_client_module,
+    text_layout,
 )
 from rerankit.qdrant.schema import stored_bm25
 from rerankit.sparse import BM25Encoder
@@ -192,9 +192,6 @@ class RerankitQdrantVectorStore(QdrantVectorStore):
     def class_name(cls) -> str:
         return "RerankitQdrantVectorStore"
 
-    def _layout(self) -> Layout:
-        return Layout(dense=DenseField(), sparse=SparseField() if self.enable_hybrid else None)
-
     def parse_to_query_result(self, response: list[Any]) -> VectorStoreQueryResult:
         """Points as ``TextNode`` objects (rerankit's payload; others as LlamaIndex reads them)."""
         nodes: list[BaseNode] = []
@@ -238,7 +235,7 @@ class RerankitQdrantVectorStore(QdrantVectorStore):
             self.client,
             self.collection_name,
             records,
-            layout=self._layout(),
+            layout=text_layout(hybrid=self.enable_hybrid),
             encoders=Encoders(dense=_Embedded(vectors)),
             batch_size=self.batch_size,
             show_progress=False,
@@ -262,26 +259,20 @@ def build_qdrant_index(
     embed_model: BaseEmbedding,
     *,
     collection: str,
-    url: str | None = None,
-    path: str | None = None,
-    api_key: str | None = None,
-    client: Any = None,
     hybrid: bool = False,
-    batch_size: int = 64,
-    show_progress: bool = True,
-    recreate: bool = False,
+    **options: Unpack[StoreOptions],
 ) -> VectorStoreIndex:
     """Ingest ``documents`` (Documents or nodes) into Qdrant; return a ``VectorStoreIndex``.
 
-    Where: ``client`` if given, else a server at ``url``, else the embedded store at ``path``
-    (default: a folder under the cache, see :func:`rerankit.qdrant.default_qdrant_path`;
-    ``":memory:"`` works). The caller owns the client: ``index.vector_store.client.close()``
-    releases an embedded folder.
+    Where and how: ``options`` (:class:`rerankit.qdrant.StoreOptions`: a ``client``, a server
+    ``url`` with ``api_key``, or an embedded ``path``, by default under the cache;
+    ``batch_size``, ``show_progress``, ``recreate``). A client opened here belongs to the
+    caller: ``index.vector_store.client.close()`` releases an embedded folder.
 
     Each document becomes one point (split long documents with a node parser first), written
-    by :func:`rerankit.qdrant.ingest`: its text (without metadata) is embedded and stored at
-    its content hash, so re-running never duplicates points and texts already stored are not
-    embedded again; batches of ``batch_size`` with a progress bar. Retrieved nodes have the
+    by :func:`rerankit.qdrant.ingest` in batches with a progress bar: its text (without
+    metadata) is embedded and stored at its content hash, so re-running never duplicates
+    points and texts already stored are not embedded again. Retrieved nodes have the
     point id as id and the document (a Document's id, a node's ``ref_doc_id`` or own id) as
     ``ref_doc_id``. Inputs are not modified. With no documents, an existing collection is
     opened.
@@ -307,34 +298,17 @@ def build_qdrant_index(
         'faq'
         >>> index.vector_store.client.close()
     """
-    check_ingest_args(
-        documents,
-        collection=collection,
-        kinds=BaseNode,
-        sequence_of=_KINDS,
-        each=_EACH,
-        batch_size=batch_size,
-        client=client,
-        url=url,
-        path=path,
-        api_key=api_key,
-    )
     if not isinstance(embed_model, BaseEmbedding):
         raise ConfigurationError("embed_model must be a LlamaIndex BaseEmbedding")
-    layout = Layout(dense=DenseField(), sparse=SparseField() if hybrid else None)
+    sparse = SparseField() if hybrid else None
     opened = ingest_and_open(
         as_records(documents),
         collection=collection,
-        layout=layout,
+        layout=text_layout(hybrid=hybrid),
         encoders=Encoders(dense=_EmbedModel(embed_model)),
-        client=client,
-        url=url,
-        path=path,
-        api_key=api_key,
-        batch_size=batch_size,
-        show_progress=show_progress,
-        recreate=recreate,
+        **options,
     )
+    url, api_key = options.get("url"), options.get("api_key")
     try:
         aclient = None
         if url is not None and opened.opened:
@@ -345,9 +319,9 @@ def build_qdrant_index(
             client=opened.client,
             aclient=aclient,
             hybrid=hybrid,
-            bm25=None if layout.sparse is None else stored_bm25(opened.info, layout.sparse),
+            bm25=None if sparse is None else stored_bm25(opened.info, sparse),
             index_doc_id=not _is_embedded(opened.client),
-            batch_size=batch_size,
+            batch_size=options.get("batch_size", 64),
         )
     except BaseException:
         if opened.opened:

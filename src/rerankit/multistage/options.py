@@ -1,29 +1,49 @@
-"""The per-call settings both retriever faces share: ``top_n``, ``min_score``, ``query_filter``.
+"""The contract both ``QdrantMultiStageRetriever`` faces share, and the code behind it.
 
 :class:`rerankit.langchain.QdrantMultiStageRetriever` and
-:class:`rerankit.llama_index.QdrantMultiStageRetriever` have one contract: the same
-constructor fields with the same defaults (``pipeline``, ``top_n=None``, ``min_score=None``,
-``query_filter=None``), overridable per call where the framework carries call arguments
-(LangChain: ``invoke(query, top_n=...)``; LlamaIndex: a
-:class:`~rerankit.llama_index.MultiStageQuery` bundle). :class:`SearchOptions` holds and
-checks them for both, and runs the core's search with them. Framework-free.
+:class:`rerankit.llama_index.QdrantMultiStageRetriever` have one contract:
+
+* the same constructor fields with the same defaults: ``pipeline`` (a
+  :class:`~rerankit.multistage.QdrantMultiStage`: stages, limits, reranker, threshold),
+  ``top_n=None``, ``min_score=None``, ``query_filter=None`` (a Qdrant ``Filter``); set ones
+  override the pipeline's, and they read back as attributes of the same names;
+* per call, the same three, where the framework carries call arguments (LangChain:
+  ``invoke(query, top_n=...)``; LlamaIndex: a :class:`~rerankit.llama_index.MultiStageQuery`
+  bundle); ``None`` keeps the retriever's value, an unknown name is an error;
+* one extra method, the same on both: ``add_documents(documents, batch_size=64,
+  show_progress=True, recreate=False)`` ingests through the pipeline;
+* the same metadata on every result (:meth:`~rerankit.multistage.MultiStageResults.metadata_for`);
+  the per-stage timings are ``retriever.pipeline.search(query).timings``.
+
+:class:`SearchOptions` holds and checks the settings and runs the core's search with them;
+:func:`convert_hits` maps hits to framework objects. Framework-free.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from rerankit.errors import ConfigurationError
 from rerankit.multistage.pipeline import QdrantMultiStage
-from rerankit.multistage.results import MultiStageResults
+from rerankit.multistage.results import MultiStageHit, MultiStageResults
 from rerankit.threshold import ThresholdPolicy
 
-__all__ = ["CALL_OPTIONS", "SearchOptions", "check_pipeline"]
+__all__ = ["CALL_OPTIONS", "SearchOptions", "check_pipeline", "convert_hits"]
+
+T = TypeVar("T")
 
 CALL_OPTIONS = ("top_n", "min_score", "query_filter")
 """The settings a call may override."""
+
+
+def convert_hits(
+    results: MultiStageResults, make: Callable[[MultiStageHit, dict[str, Any]], T]
+) -> list[T]:
+    """``make(hit, metadata)`` for each hit, best first; ``metadata`` is what a face attaches
+    (:meth:`~rerankit.multistage.MultiStageResults.metadata_for`)."""
+    return [make(hit, results.metadata_for(hit)) for hit in results]
 
 
 def check_pipeline(pipeline: object) -> QdrantMultiStage:

@@ -53,8 +53,10 @@ from rerankit.qdrant.encoding import (
     MultivectorEncoder,
 )
 from rerankit.qdrant.ingest import (
+    IngestOptions,
     IngestReport,
     OpenedCollection,
+    StoreOptions,
     batched,
     check_documents,
     check_ingest_args,
@@ -62,6 +64,7 @@ from rerankit.qdrant.ingest import (
     ingest,
     ingest_and_open,
     progress,
+    text_layout,
     unique_by_id,
 )
 from rerankit.qdrant.names import (
@@ -100,6 +103,7 @@ __all__ = [
     "DenseEncoder",
     "DenseField",
     "Encoders",
+    "IngestOptions",
     "IngestReport",
     "JointEncoder",
     "Layout",
@@ -108,6 +112,7 @@ __all__ = [
     "OpenedCollection",
     "QdrantClients",
     "SparseField",
+    "StoreOptions",
     "StoredDocument",
     "as_records",
     "batched",
@@ -128,6 +133,7 @@ __all__ = [
     "progress",
     "qdrant_client_module",
     "qdrant_models",
+    "text_layout",
     "to_payload",
     "unique_by_id",
 ]

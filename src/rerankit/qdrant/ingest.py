@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from rerankit._progress import progress_bar
 from rerankit.errors import CollectionNotFoundError, ConfigurationError
@@ -23,6 +23,7 @@ from rerankit.qdrant.encoding import Encoders
 from rerankit.qdrant.names import TITLE_KEY
 from rerankit.qdrant.payload import as_records, point_id, to_payload
 from rerankit.qdrant.schema import (
+    DenseField,
     Layout,
     SparseField,
     check_collection,
@@ -34,8 +35,10 @@ from rerankit.sparse import BM25Encoder
 from rerankit.types import Candidate
 
 __all__ = [
+    "IngestOptions",
     "IngestReport",
     "OpenedCollection",
+    "StoreOptions",
     "batched",
     "check_documents",
     "check_ingest_args",
@@ -43,6 +46,7 @@ __all__ = [
     "ingest",
     "ingest_and_open",
     "progress",
+    "text_layout",
     "unique_by_id",
 ]
 
@@ -160,6 +164,34 @@ def check_ingest_args(
         raise ConfigurationError("pass either client= or url=/path=/api_key=, not both")
 
 
+class IngestOptions(TypedDict, total=False):
+    """How to ingest (the keyword options every rerankit ingestion takes).
+
+    * ``batch_size`` (default 64): documents encoded and upserted per batch;
+    * ``show_progress`` (default ``True``): a progress bar counting documents;
+    * ``recreate`` (default ``False``): drop the collection first.
+    """
+
+    batch_size: int
+    show_progress: bool
+    recreate: bool
+
+
+class StoreOptions(IngestOptions, total=False):
+    """Where to ingest, and how (the keyword options of the RAG builders).
+
+    Where: ``client`` (a ``QdrantClient``) if given, else a server at ``url`` (with
+    ``api_key``), else the embedded store in the folder ``path`` (default: under the cache,
+    :func:`rerankit.qdrant.default_qdrant_path`; ``":memory:"`` works). How: as
+    :class:`IngestOptions`.
+    """
+
+    url: str | None
+    path: str | None
+    api_key: str | None
+    client: Any
+
+
 @dataclass(frozen=True)
 class OpenedCollection:
     """A collection after :func:`ingest_and_open`: the client, whether it was opened there
@@ -185,17 +217,31 @@ def ingest_and_open(
     show_progress: bool = True,
     recreate: bool = False,
 ) -> OpenedCollection:
-    """Ingest ``records`` (none is fine) and check the collection for a framework's store.
+    """Ingest ``records`` (none is fine) and check the collection, for a framework's store.
 
-    Opens a client for ``url`` / ``path`` unless ``client`` is given (and closes it again if
-    anything fails); checks that the dense encoder's size fits the collection even when
-    nothing was written.
+    The arguments are :class:`StoreOptions`. Opens a client for ``url`` / ``path`` unless
+    ``client`` is given (and closes it again if anything fails); checks that the dense
+    encoder's size fits the collection even when nothing was written.
 
     Raises:
+        ConfigurationError: bad arguments (``collection``, ``batch_size``, both ``client`` and
+            ``url`` / ``path`` / ``api_key``).
         CollectionNotFoundError: no documents and no collection to open.
         MissingVectorFieldError: the collection lacks a field of ``layout``.
         VectorDimensionError: the dense encoder's size differs from the collection's.
     """
+    check_ingest_args(
+        records,
+        collection=collection,
+        kinds=Candidate,
+        sequence_of="records",
+        each="a Candidate",
+        batch_size=batch_size,
+        client=client,
+        url=url,
+        path=path,
+        api_key=api_key,
+    )
     opened = client is None
     if opened:
         client = open_client(url=url, path=path, api_key=api_key)
@@ -223,6 +269,11 @@ def ingest_and_open(
             client.close()
         raise
     return OpenedCollection(client=client, opened=opened, sizes=sizes, info=info)
+
+
+def text_layout(*, hybrid: bool) -> Layout:
+    """The RAG builders' layout: the dense field, plus the BM25 field when ``hybrid``."""
+    return Layout(dense=DenseField(), sparse=SparseField() if hybrid else None)
 
 
 def source_text(record: Candidate, field: SparseField) -> str:
