@@ -22,6 +22,7 @@ from rerankit.errors import (
     QdrantStoreLockedError,
     QdrantUnreachableError,
     RerankError,
+    RerankWarning,
     VectorDimensionError,
 )
 from rerankit.qdrant import (
@@ -371,3 +372,58 @@ def test_docstring_examples_run(name: str) -> None:
         optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
     )
     assert failures == 0
+
+
+# -- rerankit eval's first stage on the layer -----------------------------------------------------
+
+
+def _beir(root: Path, corpus: list[tuple[str, str, str]]) -> Path:
+    import json
+
+    root.mkdir(parents=True)
+    (root / "qrels").mkdir()
+    with (root / "corpus.jsonl").open("w") as out:
+        for doc_id, title, text in corpus:
+            out.write(json.dumps({"_id": doc_id, "title": title, "text": text}) + "\n")
+    (root / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "vector database"}) + "\n")
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    return root
+
+
+def test_eval_indexes_through_the_layer_and_keeps_every_id(tmp_path: Path) -> None:
+    from rerankit.eval import load_beir, retrieve
+    from rerankit.multistage import QdrantMultiStage, SparseStage
+
+    corpus = [
+        ("d1", "", "Qdrant is a vector database."),
+        ("d2", "", "Qdrant is a vector database."),  # same text, another id
+        ("d3", "", "Pasta needs salted water."),
+        ("d4", "", "   "),  # no text
+    ]
+    data = load_beir(_beir(tmp_path / "toy", corpus))
+    folder = str(tmp_path / "store")
+    with pytest.warns(RerankWarning, match="1 documents have no text"):
+        run = retrieve(data, stage1="bm25", depth=3, qdrant_path=folder, progress=False)
+    assert [e.doc_id for e in run["q1"]] == ["d1", "d2"]  # both ids of the shared point
+    assert [e.rank for e in run["q1"]] == [1, 2] and run["q1"][0].score == run["q1"][1].score
+    client = open_client(path=folder)
+    try:
+        (name,) = [c.name for c in client.get_collections().collections]
+        assert client.count(name).count == 2  # one point per distinct text
+        pipeline = QdrantMultiStage(
+            collection=name, client=client, dense=None, sparse=SparseStage()
+        )
+        hits = pipeline.search("vector database")  # the eval's collection opens here
+        assert hits[0].doc_id == "d1" and hits[0].text == "Qdrant is a vector database."
+    finally:
+        client.close()
+    with pytest.raises(ConfigurationError, match="not both"):
+        retrieve(data, stage1="bm25", qdrant_url="http://127.0.0.1:9", qdrant_path=folder)
+
+
+def test_eval_names_a_document_it_cannot_store(tmp_path: Path) -> None:
+    from rerankit.eval import DatasetError, load_beir, retrieve
+
+    data = load_beir(_beir(tmp_path / "bad", [("d1", "", "fine"), ("d7", "", "bad \ud800")]))
+    with pytest.raises(DatasetError, match=r"corpus document 'd7'.*not valid Unicode"):
+        retrieve(data, stage1="bm25", progress=False)
