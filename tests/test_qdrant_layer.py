@@ -97,7 +97,7 @@ def test_a_closed_port_fails_fast_with_a_typed_error() -> None:
     assert time.monotonic() - started < 10  # deadline: no retry loop
     err = info.value
     assert err.url == "http://127.0.0.1:9" and isinstance(err, RerankError)
-    assert "no Qdrant server answered at http://127.0.0.1:9" in str(err)
+    assert "cannot reach a Qdrant server at http://127.0.0.1:9" in str(err)
     assert "embedded store" in str(err)
 
 

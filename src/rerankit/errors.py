@@ -215,8 +215,9 @@ class QdrantUnreachableError(RerankError, ConnectionError):
 
     def __init__(self, url: str, reason: str, *, timeout: float) -> None:
         super().__init__(
-            f"no Qdrant server answered at {url} within {timeout:g} s ({reason}): start the "
-            "server, check the URL, or leave the URL out to use the embedded store"
+            f"cannot reach a Qdrant server at {url} ({reason}; timeout {timeout:g} s): start "
+            "the server, check the URL, or drop the URL (--qdrant-url / url=) to use the "
+            "embedded store"
         )
         self.url = url
         self.reason = reason
@@ -235,8 +236,8 @@ class QdrantStoreLockedError(RerankError, RuntimeError):
         4242
         >>> print(err)  # doctest: +NORMALIZE_WHITESPACE
         the embedded Qdrant store /tmp/store is open in another client (process 4242: python
-        demo.py): close that client, or pass another path (--qdrant-path) or ':memory:', or use
-        a Qdrant server (url)
+        demo.py): close that client, or pass another path (--qdrant-path / path=) or
+        ':memory:', or use a Qdrant server (--qdrant-url / url=)
     """
 
     def __init__(
@@ -255,8 +256,8 @@ class QdrantStoreLockedError(RerankError, RuntimeError):
             who = ""
         super().__init__(
             f"the embedded Qdrant store {path} is open in another client{who}: close that "
-            "client, or pass another path (--qdrant-path) or ':memory:', or use a Qdrant "
-            "server (url)"
+            "client, or pass another path (--qdrant-path / path=) or ':memory:', or use a "
+            "Qdrant server (--qdrant-url / url=)"
         )
         self.path = path
         self.holder_pid = holder_pid

@@ -127,7 +127,7 @@ def _probe(module: Any, url: str, api_key: str | None, timeout: float) -> None:
             ) from exc
         source = getattr(exc, "source", None) or exc
         reason = f"HTTP {status}" if status else (str(source) or type(source).__name__)
-        raise QdrantUnreachableError(url, reason, timeout=timeout) from exc
+        raise QdrantUnreachableError(url, " ".join(reason.split()), timeout=timeout) from exc
     finally:
         probe.close()
 
@@ -139,7 +139,7 @@ def _embedded_folder(path: str | None) -> Path:
     except OSError as exc:
         raise ConfigurationError(
             f"cannot use {folder} as an embedded Qdrant store ({exc.strerror or exc}): pass "
-            "another path (--qdrant-path) or ':memory:'"
+            "another path (--qdrant-path / path=) or ':memory:'"
         ) from exc
     return folder
 
