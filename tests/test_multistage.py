@@ -661,6 +661,8 @@ def test_multivector_rescoring_ranks_as_the_late_interaction_reranker(client: An
         "rerankit.multistage.stages",
         "rerankit.multistage.results",
         "rerankit.multistage.report",
+        "rerankit.multistage.plan",
+        "rerankit.multistage.assemble",
     ],
 )
 def test_docstring_examples_run(module: str) -> None:

@@ -362,7 +362,13 @@ def test_a_title_field_encodes_titles_only(client: Any) -> None:
         "rerankit.qdrant.schema",
         "rerankit.qdrant.encoding",
         "rerankit.qdrant.ingest",
+        "rerankit.qdrant.stores",
+        "rerankit.qdrant.locks",
         "rerankit.multistage.options",
+        "rerankit.multistage.config",
+        "rerankit.demo.documents",
+        "rerankit.demo.run",
+        "rerankit.cli_args",
         "rerankit.errors",
     ],
 )

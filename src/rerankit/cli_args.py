@@ -38,7 +38,15 @@ def one_line(text: object) -> str:
 
 class OneLineParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line (no usage block): the problem, then
-    where to read more."""
+    where to read more.
+
+    Example:
+        >>> from rerankit.cli_args import OneLineParser, positive_int
+        >>> parser = OneLineParser(prog="rerankit demo")
+        >>> _ = parser.add_argument("--fetch-k", type=positive_int, default=8)
+        >>> parser.parse_args(["--fetch-k", "80"]).fetch_k
+        80
+    """
 
     def error(self, message: str) -> NoReturn:
         self.exit(USAGE_ERROR, f"{self.prog}: error: {one_line(message)} (see {self.prog} -h)\n")

@@ -211,7 +211,14 @@ class InvalidQdrantURLError(ConfigurationError):
 
 
 class QdrantUnreachableError(RerankError, ConnectionError):
-    """No Qdrant server answered at ``url`` within the probe's timeout."""
+    """No Qdrant server answered at ``url`` within the probe's timeout; ``reason`` says why.
+
+    Example:
+        >>> from rerankit.errors import QdrantUnreachableError
+        >>> err = QdrantUnreachableError("http://localhost:9", "connection refused", timeout=3)
+        >>> err.url, "cannot reach a Qdrant server" in str(err)
+        ('http://localhost:9', True)
+    """
 
     def __init__(self, url: str, reason: str, *, timeout: float) -> None:
         super().__init__(

@@ -29,7 +29,14 @@ BEIR_QUERIES = 5
 
 @dataclass(frozen=True)
 class DemoCorpus:
-    """Documents to search, their name in reports, and the queries that come with them."""
+    """Documents to search, their name in reports, and the queries that come with them.
+
+    Example:
+        >>> from rerankit.demo.documents import builtin_corpus
+        >>> corpus = builtin_corpus()
+        >>> corpus.name, len(corpus.documents), corpus.has_titles
+        ('built-in corpus', 25, False)
+    """
 
     name: str
     documents: tuple[Candidate, ...]

@@ -58,7 +58,16 @@ class QueryReport:
 
 @dataclass
 class DemoConfig:
-    """What ``rerankit demo`` runs (the command-line options, one field each)."""
+    """What ``rerankit demo`` runs (the command-line options, one field each).
+
+    Example:
+        >>> from rerankit.demo import DemoConfig
+        >>> DemoConfig(fetch_k=80, stage1="title").check()  # fine: nothing raised
+        >>> DemoConfig(fetch_k=0).check()  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        rerankit.errors.ConfigurationError: --fetch-k must be a positive number ..., got 0
+    """
 
     reranker: str = "embedding"
     queries: Sequence[str] | None = None

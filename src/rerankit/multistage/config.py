@@ -9,7 +9,6 @@ reranker (an instance or a spec string) and the threshold.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from rerankit.base import Reranker
 from rerankit.errors import ConfigurationError
@@ -40,7 +39,14 @@ def has_score_rules(policy: ThresholdPolicy) -> bool:
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Stages, reranker and threshold of one multi-stage pipeline, checked."""
+    """Stages, reranker and threshold of one multi-stage pipeline, checked.
+
+    Example:
+        >>> from rerankit.multistage import QdrantMultiStage
+        >>> config = QdrantMultiStage(collection="docs", path=":memory:", dense=None).config
+        >>> config.stages, config.layout.names
+        (('sparse',), ('bm25',))
+    """
 
     collection: str
     dense: DenseStage | None
@@ -178,11 +184,3 @@ class PipelineConfig:
         if self.reranker is None and has_score_rules(policy):
             raise ConfigurationError("min_score needs a reranker; without one only top_n applies")
         return policy
-
-    def vector_field(self, stage: str) -> Any:
-        """The field config of a Qdrant stage that reads a vector field."""
-        return {
-            STAGE_DENSE: self.dense,
-            STAGE_SPARSE: self.sparse,
-            STAGE_MULTIVECTOR: self.multivector,
-        }[stage]

@@ -16,7 +16,8 @@ them opens in all the others.
 * :mod:`~rerankit.qdrant.payload`: records, payloads and content-hash point ids
   (:func:`point_id`).
 * :mod:`~rerankit.qdrant.encoding`: the encoder protocols and :class:`Encoders`.
-* :mod:`~rerankit.qdrant.ingest`: :func:`ingest`, idempotent and batched with a progress bar.
+* :mod:`~rerankit.qdrant.ingest`: :func:`ingest`, idempotent and batched with a progress bar;
+  :mod:`~rerankit.qdrant.stores`: what the framework builders share on top of it.
 
 ``qdrant-client`` and ``tqdm`` are imported when used (``pip install 'rerankit[qdrant]'``).
 
@@ -53,18 +54,11 @@ from rerankit.qdrant.encoding import (
     MultivectorEncoder,
 )
 from rerankit.qdrant.ingest import (
-    IngestOptions,
     IngestReport,
-    OpenedCollection,
-    StoreOptions,
     batched,
-    check_documents,
-    check_ingest_args,
     existing_point_ids,
     ingest,
-    ingest_and_open,
     progress,
-    text_layout,
     unique_by_id,
 )
 from rerankit.qdrant.names import (
@@ -86,6 +80,15 @@ from rerankit.qdrant.schema import (
     SparseField,
     check_collection,
     create_collection,
+)
+from rerankit.qdrant.stores import (
+    IngestOptions,
+    OpenedCollection,
+    StoreOptions,
+    check_documents,
+    check_ingest_args,
+    ingest_and_open,
+    text_layout,
 )
 
 __all__ = [

@@ -14,16 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, TypedDict, TypeVar
+from typing import Any, TypeVar
 
 from rerankit._progress import progress_bar
-from rerankit.errors import CollectionNotFoundError, ConfigurationError
-from rerankit.qdrant.client import open_client, qdrant_models
+from rerankit.errors import ConfigurationError
+from rerankit.qdrant.client import qdrant_models
 from rerankit.qdrant.encoding import Encoders
 from rerankit.qdrant.names import TITLE_KEY
 from rerankit.qdrant.payload import as_records, point_id, to_payload
 from rerankit.qdrant.schema import (
-    DenseField,
     Layout,
     SparseField,
     check_collection,
@@ -35,18 +34,12 @@ from rerankit.sparse import BM25Encoder
 from rerankit.types import Candidate
 
 __all__ = [
-    "IngestOptions",
     "IngestReport",
-    "OpenedCollection",
-    "StoreOptions",
     "batched",
-    "check_documents",
-    "check_ingest_args",
     "existing_point_ids",
     "ingest",
-    "ingest_and_open",
     "progress",
-    "text_layout",
+    "source_text",
     "unique_by_id",
 ]
 
@@ -122,158 +115,6 @@ def unique_by_id(items: Sequence[T], key: Callable[[T], str]) -> tuple[list[T], 
         kept.append(item)
         ids.append(pid)
     return kept, ids
-
-
-def check_documents(
-    documents: object, *, kinds: type | tuple[type, ...], sequence_of: str, each: str
-) -> None:
-    """:class:`~rerankit.ConfigurationError` unless ``documents`` is a sequence (not a str) of
-    ``kinds`` instances; messages name them as ``sequence_of`` (e.g. "LangChain Documents")
-    and ``each`` (e.g. "a LangChain Document")."""
-    if isinstance(documents, str) or not isinstance(documents, Sequence):
-        raise ConfigurationError(f"documents must be a sequence of {sequence_of}")
-    for index, doc in enumerate(documents):
-        if not isinstance(doc, kinds):
-            raise ConfigurationError(f"documents[{index}] must be {each}, got {type(doc).__name__}")
-
-
-def check_ingest_args(
-    documents: object,
-    *,
-    collection: object,
-    kinds: type | tuple[type, ...],
-    sequence_of: str,
-    each: str,
-    batch_size: object,
-    client: object,
-    url: str | None,
-    path: str | None,
-    api_key: str | None,
-) -> None:
-    """:class:`~rerankit.ConfigurationError` for bad arguments of a framework's ingestion.
-
-    ``documents`` as :func:`check_documents` says; ``collection`` a non-empty str;
-    ``batch_size`` a positive int; and ``client`` excludes ``url``, ``path`` and ``api_key``.
-    """
-    if not isinstance(collection, str) or not collection.strip():
-        raise ConfigurationError("collection must be a non-empty str")
-    check_documents(documents, kinds=kinds, sequence_of=sequence_of, each=each)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigurationError(f"batch_size must be a positive int, got {batch_size!r}")
-    if client is not None and (url is not None or path is not None or api_key is not None):
-        raise ConfigurationError("pass either client= or url=/path=/api_key=, not both")
-
-
-class IngestOptions(TypedDict, total=False):
-    """How to ingest (the keyword options every rerankit ingestion takes).
-
-    * ``batch_size`` (default 64): documents encoded and upserted per batch;
-    * ``show_progress`` (default ``True``): a progress bar counting documents;
-    * ``recreate`` (default ``False``): drop the collection first.
-    """
-
-    batch_size: int
-    show_progress: bool
-    recreate: bool
-
-
-class StoreOptions(IngestOptions, total=False):
-    """Where to ingest, and how (the keyword options of the RAG builders).
-
-    Where: ``client`` (a ``QdrantClient``) if given, else a server at ``url`` (with
-    ``api_key``), else the embedded store in the folder ``path`` (default: under the cache,
-    :func:`rerankit.qdrant.default_qdrant_path`; ``":memory:"`` works). How: as
-    :class:`IngestOptions`.
-    """
-
-    url: str | None
-    path: str | None
-    api_key: str | None
-    client: Any
-
-
-@dataclass(frozen=True)
-class OpenedCollection:
-    """A collection after :func:`ingest_and_open`: the client, whether it was opened there
-    (so the caller owns it), the field sizes by vector name and the collection's info."""
-
-    client: Any
-    opened: bool
-    sizes: dict[str, int]
-    info: Any
-
-
-def ingest_and_open(
-    records: Sequence[Candidate],
-    *,
-    collection: str,
-    layout: Layout,
-    encoders: Encoders,
-    client: Any = None,
-    url: str | None = None,
-    path: str | None = None,
-    api_key: str | None = None,
-    batch_size: int = 64,
-    show_progress: bool = True,
-    recreate: bool = False,
-) -> OpenedCollection:
-    """Ingest ``records`` (none is fine) and check the collection, for a framework's store.
-
-    The arguments are :class:`StoreOptions`. Opens a client for ``url`` / ``path`` unless
-    ``client`` is given (and closes it again if anything fails); checks that the dense
-    encoder's size fits the collection even when nothing was written.
-
-    Raises:
-        ConfigurationError: bad arguments (``collection``, ``batch_size``, both ``client`` and
-            ``url`` / ``path`` / ``api_key``).
-        CollectionNotFoundError: no documents and no collection to open.
-        MissingVectorFieldError: the collection lacks a field of ``layout``.
-        VectorDimensionError: the dense encoder's size differs from the collection's.
-    """
-    check_ingest_args(
-        records,
-        collection=collection,
-        kinds=Candidate,
-        sequence_of="records",
-        each="a Candidate",
-        batch_size=batch_size,
-        client=client,
-        url=url,
-        path=path,
-        api_key=api_key,
-    )
-    opened = client is None
-    if opened:
-        client = open_client(url=url, path=path, api_key=api_key)
-    try:
-        report = ingest(
-            client,
-            collection,
-            records,
-            layout=layout,
-            encoders=encoders,
-            batch_size=batch_size,
-            show_progress=show_progress,
-            recreate=recreate,
-        )
-        if not client.collection_exists(collection):
-            raise CollectionNotFoundError(collection)
-        info = client.get_collection(collection)
-        sizes = check_collection(info, collection, layout)
-        if not report.written and layout.dense is not None and encoders.dense is not None:
-            probe, _ = Encoders(dense=encoders.dense).query("dimension probe")
-            if probe is not None:
-                check_sizes(collection, layout, sizes, {layout.dense.vector_name: len(probe)})
-    except BaseException:
-        if opened:
-            client.close()
-        raise
-    return OpenedCollection(client=client, opened=opened, sizes=sizes, info=info)
-
-
-def text_layout(*, hybrid: bool) -> Layout:
-    """The RAG builders' layout: the dense field, plus the BM25 field when ``hybrid``."""
-    return Layout(dense=DenseField(), sparse=SparseField() if hybrid else None)
 
 
 def source_text(record: Candidate, field: SparseField) -> str:

@@ -108,7 +108,16 @@ def to_payload(record: Candidate) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class StoredDocument:
-    """A point's document as rerankit stored it: text, own id, metadata (read-only)."""
+    """A point's document as rerankit stored it: text, own id, metadata (read-only).
+
+    Example:
+        >>> from rerankit import Candidate
+        >>> from rerankit.qdrant import from_payload, to_payload
+        >>> stored = from_payload(to_payload(Candidate("Qdrant", id="d1", metadata={"s": 1})),
+        ...                       collection="docs", point="p1")
+        >>> stored.text, stored.doc_id, dict(stored.metadata)
+        ('Qdrant', 'd1', {'s': 1})
+    """
 
     text: str
     doc_id: str | None

@@ -74,7 +74,13 @@ def _is_number(value: object) -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class DenseField:
-    """A dense vector field (one embedding per text)."""
+    """A dense vector field (one embedding per text).
+
+    Example:
+        >>> from rerankit.qdrant import DenseField
+        >>> DenseField().vector_name, DenseField(distance="dot").distance
+        ('dense', 'dot')
+    """
 
     vector_name: str = VECTOR_DENSE
     distance: Distance = "cosine"
@@ -90,6 +96,12 @@ class SparseField:
 
     ``source="text"`` encodes the text, ``"title"`` the ``metadata["title"]``.
     ``avg_doc_len=None`` measures it on the first ingestion and keeps it in the collection.
+
+    Example:
+        >>> from rerankit.qdrant import VECTOR_TITLE_BM25, SparseField
+        >>> title = SparseField(vector_name=VECTOR_TITLE_BM25, source="title")
+        >>> SparseField().vector_name, title.vector_name, title.source
+        ('bm25', 'title_bm25', 'title')
     """
 
     vector_name: str = VECTOR_BM25
@@ -119,7 +131,13 @@ class SparseField:
 
 @dataclass(frozen=True, kw_only=True)
 class MultivectorField:
-    """A multivector field (one vector per token), compared by MaxSim."""
+    """A multivector field (one vector per token), compared by MaxSim.
+
+    Example:
+        >>> from rerankit.qdrant import MultivectorField
+        >>> MultivectorField().vector_name
+        'multivector'
+    """
 
     vector_name: str = VECTOR_MULTIVECTOR
     distance: Distance = "dot"
