@@ -663,6 +663,7 @@ def test_multivector_rescoring_ranks_as_the_late_interaction_reranker(client: An
         "rerankit.multistage.report",
         "rerankit.multistage.plan",
         "rerankit.multistage.assemble",
+        "rerankit.multistage.errors",
     ],
 )
 def test_docstring_examples_run(module: str) -> None:

@@ -369,6 +369,7 @@ def test_a_title_field_encodes_titles_only(client: Any) -> None:
         "rerankit.demo.documents",
         "rerankit.demo.run",
         "rerankit.cli_args",
+        "rerankit.sparse",
         "rerankit.errors",
     ],
 )
