@@ -155,10 +155,10 @@ def test_corpus_mistakes_name_the_file_and_line(tmp_path: Path) -> None:
         load_corpus(tmp_path)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "x", "text": "fine"}\nnot json\n')
-    with pytest.raises(DatasetError, match=r"bad.jsonl line 2: not JSON"):
+    with pytest.raises(DatasetError, match=r"bad\.jsonl:2: not valid JSON"):
         load_corpus(bad)
     _jsonl(bad, [{"text": "no id"}])
-    with pytest.raises(DatasetError, match="line 1: no 'id'"):
+    with pytest.raises(DatasetError, match=r"jsonl:1: no 'id'"):
         load_corpus(bad)
     corpus = _jsonl(tmp_path / "docs.jsonl", DOCS)
     with pytest.raises(ConfigurationError, match=r"no queries.*--query"):

@@ -10,7 +10,6 @@ in ``metadata["title"]`` for a title-only first stage.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from rerankit.demo.corpus import PASSAGES, QUERIES
 from rerankit.errors import DatasetError
+from rerankit.eval.beir import json_lines
 from rerankit.qdrant import TITLE_KEY
 from rerankit.types import Candidate
 
@@ -74,16 +74,7 @@ def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     except OSError as exc:
         raise DatasetError(f"cannot read {path}: {exc.strerror or exc}") from exc
     with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path} line {number}: not JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DatasetError(f"{path} line {number}: expected a JSON object")
-            yield number, row
+        yield from json_lines(handle, path)
 
 
 def _text(row: dict[str, Any], key: str, path: Path, number: int) -> str:
@@ -91,7 +82,7 @@ def _text(row: dict[str, Any], key: str, path: Path, number: int) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise DatasetError(f"{path} line {number}: {key!r} must be a string")
+        raise DatasetError(f"{path}:{number}: {key!r} must be a string")
     return value.strip()
 
 
@@ -100,10 +91,10 @@ def _documents(path: Path) -> list[Candidate]:
     for number, row in _lines(path):
         raw_id = row.get("id", row.get("_id"))
         if raw_id is None or str(raw_id).strip() == "":
-            raise DatasetError(f"{path} line {number}: no 'id' (or '_id')")
+            raise DatasetError(f"{path}:{number}: no 'id' (or '_id')")
         title, text = _text(row, "title", path, number), _text(row, "text", path, number)
         if not text and not title:
-            raise DatasetError(f"{path} line {number}: no 'text' (document {raw_id!r})")
+            raise DatasetError(f"{path}:{number}: no 'text' (document {raw_id!r})")
         body = " ".join(part for part in (title, text) if part)
         metadata = {TITLE_KEY: title} if title else {}
         documents.append(Candidate(body, id=str(raw_id), metadata=metadata))
