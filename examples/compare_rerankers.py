@@ -33,7 +33,13 @@ from rerankit.langchain import (
     SentenceTransformerEmbeddings,
     build_qdrant_store,
 )
-from rerankit.qdrant import cache_dir, default_qdrant_path
+from rerankit.qdrant import (
+    PAYLOAD_METADATA,
+    PAYLOAD_TEXT,
+    VECTOR_BM25,
+    cache_dir,
+    default_qdrant_path,
+)
 
 FETCH_K = 8  # stage-1 candidates per query
 POLICY = ThresholdPolicy(top_n=3, min_score=0.35)  # what the reranked list keeps
@@ -71,11 +77,15 @@ hybrid_store = build_qdrant_store(
     path=None if url else default_qdrant_path("examples-compare"),
     hybrid=True,
 )
+# The same collection, searched by its BM25 field only (rerankit's vector and payload names).
 bm25 = QdrantVectorStore(
     client=hybrid_store.client,
     collection_name=COLLECTION,
     retrieval_mode=RetrievalMode.SPARSE,
     sparse_embedding=BM25SparseEmbeddings.fit([d.page_content for d in documents]),
+    sparse_vector_name=VECTOR_BM25,
+    content_payload_key=PAYLOAD_TEXT,
+    metadata_payload_key=PAYLOAD_METADATA,
 )
 
 

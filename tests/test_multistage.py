@@ -171,7 +171,8 @@ def test_ingest_writes_every_configured_field(ingested: QdrantMultiStage, client
     assert multi.size == HashTokens.dim
     assert multi.multivector_config.comparator == models.MultiVectorComparator.MAX_SIM
     assert info.config.params.sparse_vectors["bm25"].modifier == models.Modifier.IDF
-    bm25 = info.config.metadata["rerankit"]["bm25"]
+    bm25 = info.config.metadata["rerankit"]["bm25"]["bm25"]
+    assert bm25["source"] == "text"
     assert bm25["avg_doc_len"] == pytest.approx(BM25Encoder.fit([t for _, t in DOCS]).avg_doc_len)
     point = client.retrieve("docs", ids=[point_id(DOCS[0][1])], with_vectors=True)[0]
     assert set(point.vector) == {"dense", "bm25", "multivector"}
@@ -179,7 +180,8 @@ def test_ingest_writes_every_configured_field(ingested: QdrantMultiStage, client
     assert point.payload == {
         "text": DOCS[0][1],
         "doc_id": "qdrant",
-        "metadata": {"source": "qdrant", "n": 0, "tags": ["a", "b"]},
+        # The own id is also kept in the metadata, for readers that see only the metadata.
+        "metadata": {"source": "qdrant", "n": 0, "tags": ["a", "b"], "doc_id": "qdrant"},
     }
     assert client.count("docs").count == len(DOCS)
 
@@ -225,7 +227,8 @@ def test_ingest_does_not_mutate_inputs(client: Any) -> None:
 def test_ingest_keeps_bm25_statistics_of_the_collection(client: Any) -> None:
     pipeline = make(client)
     pipeline.ingest(candidates()[:4], show_progress=False)
-    stored = client.get_collection("docs").config.metadata["rerankit"]["bm25"]["avg_doc_len"]
+    stats = client.get_collection("docs").config.metadata["rerankit"]["bm25"]
+    stored = stats["bm25"]["avg_doc_len"]
     later = make(client)  # a new object on the same collection
     later.ingest(["Vectors and more vectors in a short note."], show_progress=False)
     pid = point_id("Vectors and more vectors in a short note.")
@@ -595,7 +598,7 @@ def test_embedded_folder_survives_reopening(tmp_path: Any) -> None:
 
 
 def test_url_reaches_a_server_without_code_changes(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rerankit.multistage import pipeline as module
+    from rerankit.qdrant import client as module
 
     opened: list[dict[str, Any]] = []
     embedded = open_client(path=":memory:")
@@ -615,7 +618,7 @@ def test_url_reaches_a_server_without_code_changes(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(module, "qdrant_client_module", lambda: FakeModule)
     pipeline = make(None, url="http://qdrant.example:6333", api_key="k")
     assert opened == [{"url": "http://qdrant.example:6333", "path": None, "api_key": "k"}]
-    aclient = pipeline._async_client()
+    aclient = pipeline.clients.aclient()
     assert isinstance(aclient, FakeAsync)
     assert aclient.kwargs == {"url": "http://qdrant.example:6333", "api_key": "k"}
     pipeline.ingest(candidates()[:3], show_progress=False)
@@ -658,6 +661,8 @@ def test_multivector_rescoring_ranks_as_the_late_interaction_reranker(client: An
         "rerankit.multistage.stages",
         "rerankit.multistage.results",
         "rerankit.multistage.report",
+        "rerankit.multistage.plan",
+        "rerankit.multistage.assemble",
         "rerankit.multistage.errors",
     ],
 )

@@ -11,14 +11,16 @@ from typing import Any
 
 import pytest
 from langchain_core.documents import Document as LCDocument
+from langchain_core.retrievers import BaseRetriever as LCBase
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 from llama_index.core import Document as LIDocument
+from llama_index.core.base.base_retriever import BaseRetriever as LIBase
 from llama_index.core.schema import MetadataMode, TextNode
 
 from rerankit import ConfigurationError
 from rerankit.langchain import MultiStageDocuments
 from rerankit.langchain import QdrantMultiStageRetriever as LCRetriever
-from rerankit.llama_index import MultiStageNodes
+from rerankit.llama_index import MultiStageNodes, MultiStageQuery
 from rerankit.llama_index import QdrantMultiStageRetriever as LIRetriever
 from rerankit.multistage import (
     MissingVectorFieldError,
@@ -29,7 +31,7 @@ from rerankit.multistage import (
 from rerankit.qdrant import open_client, point_id
 
 from ._fixtures import OverlapReranker, RetrieverSuiteSettings
-from .test_multistage import DOCS, QUERY, HashTokens, make
+from .test_multistage import DOCS, QUERY, HashTokens, make, models
 
 STAGES = ["dense", "sparse", "fusion", "multivector", "rerank"]
 
@@ -155,11 +157,13 @@ def test_llama_index_ids_and_metadata_survive_every_stage(pipeline: QdrantMultiS
     originals = {n.node_id: n for n in nodes}
     for rank, item in enumerate(found):
         node = item.node
-        original = originals[node.node_id]
+        # The node id is the point id (unique); the ingested node's id is its ref_doc_id.
+        original = originals[node.ref_doc_id]
         assert node.get_content(metadata_mode=MetadataMode.NONE) == original.text
         meta = node.metadata
         assert meta["source"] == original.metadata["source"]
-        assert meta["point_id"] == point_id(original.text) and meta["doc_id"] == node.node_id
+        assert node.node_id == meta["point_id"] == point_id(original.text)
+        assert meta["doc_id"] == node.ref_doc_id
         assert list(meta["stages"]) == STAGES and meta["stages_run"] == STAGES
         assert item.score == meta["relevance_score"] == meta["stages"]["rerank"]["score"]
         assert meta["stages"]["rerank"]["rank"] == rank
@@ -169,21 +173,55 @@ def test_llama_index_ids_and_metadata_survive_every_stage(pipeline: QdrantMultiS
             assert f"{hidden}: " not in llm_text
 
 
-def test_llama_index_documents_and_search_report(pipeline: QdrantMultiStage) -> None:
+def test_llama_index_documents_and_per_call_settings(pipeline: QdrantMultiStage) -> None:
     retriever = LIRetriever(pipeline=pipeline, top_n=2)
     docs = [LIDocument(id_=d, text=t, metadata={"source": d}) for d, t in DOCS]
     assert retriever.add_documents(docs, show_progress=False).written == len(DOCS)
     assert retriever.add_documents(docs, show_progress=False).skipped == len(DOCS)
-    found = retriever.search(QUERY)
-    assert isinstance(found, MultiStageNodes) and len(found) == 2
-    assert found.results.stages_run == tuple(STAGES) and found.empty_reason is None
-    assert [n.node.node_id for n in found] == [n.node.node_id for n in retriever.retrieve(QUERY)]
+    found = retriever.retrieve(QUERY)
+    assert len(found) == 2 and {n.node.ref_doc_id for n in found} <= {d for d, _ in DOCS}
+    assert len(retriever.retrieve(MultiStageQuery(QUERY, top_n=1))) == 1
+    assert len(retriever.retrieve(MultiStageQuery(QUERY))) == 2  # None keeps the retriever's
+    assert retriever.retrieve(MultiStageQuery(QUERY, min_score=1.0)) == []
+    keep = models.Filter(
+        must=[models.FieldCondition(key="metadata.source", match=models.MatchValue(value="gil"))]
+    )
+    only = retriever.retrieve(MultiStageQuery(QUERY, top_n=5, query_filter=keep))
+    assert [n.node.ref_doc_id for n in only] == ["gil"]
     with pytest.raises(ConfigurationError):
         retriever.add_documents(["plain"], show_progress=False)  # type: ignore[list-item]
     with pytest.raises(ConfigurationError):
         LIRetriever(pipeline="nope")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
         LIRetriever(pipeline=pipeline, top_n=-2)
+
+
+def test_both_faces_have_one_contract(pipeline: QdrantMultiStage) -> None:
+    settings = {"top_n": 3, "min_score": 0.1, "query_filter": None}
+    faces = [LCRetriever(pipeline=pipeline), LIRetriever(pipeline=pipeline)]
+    for face in faces:  # the same defaults
+        assert (face.pipeline, face.top_n, face.min_score, face.query_filter) == (
+            pipeline,
+            None,
+            None,
+            None,
+        )
+    faces = [LCRetriever(pipeline=pipeline, **settings), LIRetriever(pipeline=pipeline, **settings)]
+    for face in faces:  # the same fields
+        assert {k: getattr(face, k) for k in settings} == settings
+    methods = [
+        {n for n in dir(type(f)) if callable(getattr(type(f), n)) and not n.startswith("_")}
+        - set(dir(base))
+        for f, base in zip(faces, (LCBase, LIBase), strict=True)
+    ]
+    assert methods[0] == methods[1] == {"add_documents"}  # no extra method on one face
+    faces[0].add_documents(lc_docs(), show_progress=False)
+    keep = models.Filter(
+        must=[models.FieldCondition(key="metadata.source", match=models.MatchValue(value="tea"))]
+    )
+    lc = LCRetriever(pipeline=pipeline, query_filter=keep).invoke("water")
+    li = LIRetriever(pipeline=pipeline, query_filter=keep).retrieve("water")
+    assert [d.metadata["doc_id"] for d in lc] == [n.node.ref_doc_id for n in li] == ["tea"]
 
 
 async def test_llama_index_sync_equals_async(pipeline: QdrantMultiStage) -> None:
@@ -211,7 +249,8 @@ def test_both_frameworks_agree(pipeline: QdrantMultiStage) -> None:
     LCRetriever(pipeline=pipeline).add_documents(lc_docs(), show_progress=False)
     lc = LCRetriever(pipeline=pipeline).invoke(QUERY)
     li = LIRetriever(pipeline=pipeline).retrieve(QUERY)
-    assert [d.id for d in lc] == [n.node.node_id for n in li]
+    assert [d.id for d in lc] == [n.node.ref_doc_id for n in li]
+    assert [d.metadata["point_id"] for d in lc] == [n.node.node_id for n in li]
     assert [d.metadata["relevance_score"] for d in lc] == [n.score for n in li]
     for doc, item in zip(lc, li, strict=True):
         theirs = item.node.metadata["stages"]
@@ -241,8 +280,8 @@ def test_result_lists_keep_their_arguments_and_carry_the_results() -> None:
         timings={},
         empty_reason="no point matched",
     )
-    docs = MultiStageDocuments(documents=[LCDocument(page_content="x")], results=results)
-    nodes = MultiStageNodes(nodes=[], results=results)
+    docs = MultiStageDocuments([LCDocument(page_content="x")], results)
+    nodes = MultiStageNodes([], results)
     assert isinstance(docs, list) and [d.page_content for d in docs] == ["x"]
     assert docs.results is results and docs.empty_reason == "no point matched"
     assert isinstance(nodes, list) and nodes == []

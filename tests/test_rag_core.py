@@ -1,5 +1,5 @@
 """The framework-free RAG pieces: prompt, citations, extractive answers, abstention, Qdrant
-helpers, and ``rerankit demo --answer``."""
+paths and argument checks, and ``rerankit demo --answer``."""
 
 from __future__ import annotations
 
@@ -288,12 +288,6 @@ def test_point_ids_and_batches() -> None:
         list(batched([1], 0))
 
 
-def test_demo_store_uses_the_shared_point_ids() -> None:
-    from rerankit.demo import store
-
-    assert store.point_id is point_id and store.open_client is open_client
-
-
 # -- rerankit demo --answer ---------------------------------------------------------------------
 
 
@@ -369,8 +363,10 @@ DOCTEST_MODULES = [
     "rerankit.qdrant",
     "rerankit.langchain.embeddings",
     "rerankit.langchain.rag",
+    "rerankit.langchain.store",
     "rerankit.llama_index.embeddings",
     "rerankit.llama_index.rag",
+    "rerankit.llama_index.store",
 ]
 
 
@@ -440,48 +436,6 @@ def test_check_ingest_args_messages() -> None:
     for kwargs, message in cases:
         with pytest.raises(ConfigurationError, match=message):
             check(**kwargs)
-
-
-def test_upsert_missing_writes_each_new_point_once() -> None:
-    pytest.importorskip("qdrant_client")
-    from rerankit.qdrant import qdrant_models, upsert_missing
-
-    models = qdrant_models()
-    client = open_client(path=":memory:")
-    client.create_collection("c", vectors_config=models.VectorParams(size=2, distance="Cosine"))
-    batches: list[list[tuple[str, str]]] = []
-
-    def write(todo: Sequence[tuple[str, str]]) -> None:
-        batches.append(list(todo))
-        points = [models.PointStruct(id=pid, vector=[1.0, 0.5]) for _, pid in todo]
-        client.upsert("c", points=points, wait=True)
-
-    def run(texts: list[str], batch_size: int = 2, show_progress: bool = False) -> int:
-        return upsert_missing(
-            client,
-            "c",
-            texts,
-            key=point_id,
-            batch_size=batch_size,
-            show_progress=show_progress,
-            write=write,
-        )
-
-    def pairs(*texts: str) -> list[tuple[str, str]]:
-        return [(t, point_id(t)) for t in texts]
-
-    try:
-        assert run(["a", "b", "a", "c", "d"]) == 4  # the repeated "a" is folded
-        assert client.count("c").count == 4
-        assert batches == [pairs("a", "b"), pairs("c", "d")]
-        batches.clear()
-        assert run(["d", "e", "a"], show_progress=True) == 1
-        assert batches == [pairs("e")]  # only what is missing; no call for a full batch
-        assert run([]) == 0 and batches == [pairs("e")]
-        with pytest.raises(ConfigurationError, match="batch_size"):
-            run(["x"], batch_size=0)
-    finally:
-        client.close()
 
 
 def test_check_rag_args_resolves_the_reranker_and_rejects_bad_values() -> None:

@@ -39,6 +39,7 @@ from rerankit import (
     from_spec,
 )
 from rerankit.demo.corpus import PASSAGES
+from rerankit.errors import MissingVectorFieldError
 from rerankit.langchain import (
     ChatOpenAICompatible,
     RerankCompressor,
@@ -353,7 +354,7 @@ def test_build_qdrant_store_is_idempotent_and_leaves_inputs_alone(tmp_path: Any)
     )  # reopen: nothing to add, the points are there
     found = store.similarity_search("Doc with only an id.", k=1)[0]
     assert found.metadata["doc_id"] == "only-id"
-    with pytest.raises(ConfigurationError, match="another configuration"):
+    with pytest.raises(MissingVectorFieldError, match="no sparse field 'bm25'"):
         build_qdrant_store([], embeddings, collection="c", client=store.client, hybrid=True)
     store.client.close()
 

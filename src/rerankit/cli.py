@@ -1,22 +1,39 @@
-"""The ``rerankit`` command line."""
+"""The ``rerankit`` command line: ``rerankit demo`` and ``rerankit eval``.
+
+A user mistake is one line on stderr naming the problem and the fix, with exit code 2
+(:mod:`rerankit.cli_args`); never a traceback.
+"""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from rerankit.errors import RerankError
+from rerankit.cli_args import OneLineParser, guarded, non_negative_int, positive_int, unit_float
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rerankit", description="Reranking for RAG pipelines.")
+def add_qdrant_options(parser: Any, *, path_help: str) -> None:
+    """``--qdrant-url`` and ``--qdrant-path``: alternatives, so passing both is an error."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--qdrant-url",
+        default=None,
+        metavar="URL",
+        help="use a Qdrant server (http://host:port) instead of the embedded store",
+    )
+    where.add_argument("--qdrant-path", default=None, metavar="DIR", help=path_help)
+
+
+def _parser() -> OneLineParser:
+    parser = OneLineParser(prog="rerankit", description="Reranking for RAG pipelines.")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
         "demo",
         help="retrieve from embedded Qdrant, rerank, threshold, and show what changed",
-        description="Offline end-to-end demo: builds a small Qdrant collection, retrieves "
-        "candidates for a few queries, reranks them and applies the threshold.",
+        description="Offline end-to-end demo: builds a Qdrant collection (from a small "
+        "built-in corpus, or from --corpus), retrieves candidates for a few queries, reranks "
+        "them and applies the threshold.",
     )
     demo.add_argument(
         "--reranker",
@@ -30,27 +47,38 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         dest="queries",
         metavar="TEXT",
-        help="a query to run (repeatable; default: the demo's example queries)",
+        help="a query to run (repeatable; default: the built-in example queries, or the first "
+        "queries of a --corpus BEIR folder)",
     )
-    demo.add_argument("--top-n", type=int, default=3, help="keep at most N documents (default 3)")
+    demo.add_argument(
+        "--corpus",
+        default=None,
+        metavar="PATH",
+        help='your own documents: a JSONL file of {"id", "text", "title"} lines '
+        "(title optional) or a BEIR folder (corpus.jsonl, queries.jsonl)",
+    )
+    demo.add_argument(
+        "--top-n", type=non_negative_int, default=3, help="keep at most N documents (default 3)"
+    )
     demo.add_argument(
         "--min-score",
-        type=float,
+        type=unit_float,
         default=0.35,
         help="drop documents whose calibrated score is below this (default 0.35)",
     )
-    demo.add_argument("--fetch-k", type=int, default=8, help="stage-1 candidates (default 8)")
+    demo.add_argument(
+        "--fetch-k", type=positive_int, default=8, help="stage-1 candidates (default 8)"
+    )
     demo.add_argument(
         "--stage1",
-        choices=["bm25", "dense"],
+        choices=["bm25", "dense", "title"],
         default="bm25",
-        help="first-stage retrieval in Qdrant (default bm25)",
+        help="first-stage retrieval in Qdrant: BM25, dense MiniLM, or BM25 on titles only "
+        "(needs --corpus with titles) (default bm25)",
     )
-    demo.add_argument("--qdrant-url", default=None, help="use a Qdrant server instead of embedded")
-    demo.add_argument(
-        "--qdrant-path",
-        default=None,
-        help="folder of the embedded Qdrant store (default: a cache folder; "
+    add_qdrant_options(
+        demo,
+        path_help="folder of the embedded Qdrant store (default: a cache folder; "
         "':memory:' keeps it in memory)",
     )
     demo.add_argument(
@@ -75,35 +103,28 @@ def _quiet_model_loading() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``rerankit`` with ``argv``; returns the exit code (argument errors exit with 2)."""
     args = _parser().parse_args(argv)
+    _quiet_model_loading()
     if args.command == "eval":
-        _quiet_model_loading()
         from rerankit.eval.cli import run as run_eval
 
         return run_eval(args)
-    if args.command == "demo":
-        _quiet_model_loading()
-        from rerankit.demo import DemoConfig, run_demo
-        from rerankit.demo.store import DENSE, SPARSE
+    from rerankit.demo import DemoConfig, run_demo
 
-        config = DemoConfig(
-            reranker=args.reranker,
-            fetch_k=args.fetch_k,
-            top_n=args.top_n,
-            min_score=args.min_score,
-            stage1=SPARSE if args.stage1 == "bm25" else DENSE,
-            qdrant_url=args.qdrant_url,
-            qdrant_path=args.qdrant_path,
-            answer=args.answer,
-        )
-        if args.queries:
-            config.queries = args.queries
-        try:
-            run_demo(config, sys.stdout)
-        except RerankError as exc:
-            sys.stderr.write(f"rerankit demo: error: {exc}\n")
-            return 2
-    return 0
+    config = DemoConfig(
+        reranker=args.reranker,
+        queries=args.queries,
+        fetch_k=args.fetch_k,
+        top_n=args.top_n,
+        min_score=args.min_score,
+        stage1=args.stage1,
+        qdrant_url=args.qdrant_url,
+        qdrant_path=args.qdrant_path,
+        answer=args.answer,
+        corpus=args.corpus,
+    )
+    return guarded("demo", lambda: run_demo(config, sys.stdout))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,15 +16,19 @@ __all__ = [
     "DatasetError",
     "EmptyQueryError",
     "InvalidDocumentError",
+    "InvalidQdrantURLError",
     "InvalidQueryError",
     "InvalidScoreError",
     "MissingDependencyError",
     "MissingVectorFieldError",
     "ModelUnavailableError",
+    "QdrantStoreLockedError",
+    "QdrantUnreachableError",
     "RerankError",
     "RerankWarning",
     "TruncationWarning",
     "UnknownBackendError",
+    "VectorDimensionError",
     "VectorFieldError",
     "VectorFieldMismatchError",
 ]
@@ -184,6 +188,117 @@ class MissingVectorFieldError(VectorFieldError):
 
 class VectorFieldMismatchError(VectorFieldError):
     """The field exists but does not fit the stage (wrong kind, size, comparator or modifier)."""
+
+
+class VectorDimensionError(VectorFieldMismatchError):
+    """An encoder gives vectors of another size than the collection's field holds.
+
+    ``expected`` is the field's size, ``got`` the encoder's.
+
+    Example:
+        >>> from rerankit.errors import VectorDimensionError
+        >>> err = VectorDimensionError(collection="docs", field="dense", kind="dense",
+        ...                            expected=384, got=768)
+        >>> print(err)  # doctest: +NORMALIZE_WHITESPACE
+        Qdrant collection 'docs': dense field 'dense' holds 384-dimensional vectors, the encoder
+        gives 768: use the encoder the collection was built with, or another collection (or
+        recreate=True)
+    """
+
+    def __init__(self, *, collection: str, field: str, kind: str, expected: int, got: int) -> None:
+        super().__init__(
+            f"Qdrant collection {collection!r}: {kind} field {field!r} holds "
+            f"{expected}-dimensional vectors, the encoder gives {got}: use the encoder the "
+            "collection was built with, "
+            "or another collection (or recreate=True)",
+            collection=collection,
+            field=field,
+            kind=kind,
+        )
+        self.expected = expected
+        self.got = got
+
+
+# -- reaching the Qdrant store (rerankit.qdrant) --------------------------------------------------
+
+
+class InvalidQdrantURLError(ConfigurationError):
+    """A Qdrant server URL that is not ``http(s)://host[:port]``; ``url`` holds it.
+
+    Example:
+        >>> from rerankit.errors import InvalidQdrantURLError
+        >>> print(InvalidQdrantURLError("notaurl"))  # doctest: +NORMALIZE_WHITESPACE
+        Qdrant URL 'notaurl' is malformed: expected http://host:port or https://host:port
+        (e.g. http://localhost:6333)
+    """
+
+    def __init__(self, url: str, reason: str = "") -> None:
+        detail = f" ({reason})" if reason else ""
+        super().__init__(
+            f"Qdrant URL {url!r} is malformed{detail}: expected http://host:port or "
+            "https://host:port (e.g. http://localhost:6333)"
+        )
+        self.url = url
+
+
+class QdrantUnreachableError(RerankError, ConnectionError):
+    """No Qdrant server answered at ``url`` within the probe's timeout; ``reason`` says why.
+
+    Example:
+        >>> from rerankit.errors import QdrantUnreachableError
+        >>> err = QdrantUnreachableError("http://localhost:9", "connection refused", timeout=3)
+        >>> err.url, "cannot reach a Qdrant server" in str(err)
+        ('http://localhost:9', True)
+    """
+
+    def __init__(self, url: str, reason: str, *, timeout: float) -> None:
+        super().__init__(
+            f"cannot reach a Qdrant server at {url} ({reason}; timeout {timeout:g} s): start "
+            "the server, check the URL, or drop the URL (--qdrant-url / url=) to use the "
+            "embedded store"
+        )
+        self.url = url
+        self.reason = reason
+
+
+class QdrantStoreLockedError(RerankError, RuntimeError):
+    """The embedded Qdrant folder ``path`` is open in another client.
+
+    Embedded (local) Qdrant locks its folder: one client at a time, in this process or another.
+    ``holder_pid`` is the process holding the lock when it could be found (else ``None``).
+
+    Example:
+        >>> from rerankit.errors import QdrantStoreLockedError
+        >>> err = QdrantStoreLockedError("/tmp/store", holder_pid=4242, holder="python demo.py")
+        >>> err.holder_pid
+        4242
+        >>> print(err)  # doctest: +NORMALIZE_WHITESPACE
+        the embedded Qdrant store /tmp/store is open in another client (process 4242: python
+        demo.py): close that client, or pass another path (--qdrant-path / path=) or
+        ':memory:', or use a Qdrant server (--qdrant-url / url=)
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        holder_pid: int | None = None,
+        holder: str | None = None,
+        same_process: bool = False,
+    ) -> None:
+        if same_process:
+            who = " in this process (client.close() it, or pass that client as client=)"
+        elif holder_pid is not None:
+            who = f" (process {holder_pid}" + (f": {holder})" if holder else ")")
+        else:
+            who = ""
+        super().__init__(
+            f"the embedded Qdrant store {path} is open in another client{who}: close that "
+            "client, or pass another path (--qdrant-path / path=) or ':memory:', or use a "
+            "Qdrant server (--qdrant-url / url=)"
+        )
+        self.path = path
+        self.holder_pid = holder_pid
 
 
 # -- warnings -------------------------------------------------------------------------------------

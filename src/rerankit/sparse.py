@@ -3,7 +3,8 @@
 Documents get BM25 term-frequency weights
 ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avglen))``;
 queries get weight 1 per distinct term. Qdrant multiplies by IDF when the sparse vector is
-configured with ``modifier=IDF``, so the dot product is the BM25 score.
+configured with ``modifier=IDF``, so the dot product is the BM25 score. Every rerankit BM25
+field (``bm25``, ``title_bm25`` in :mod:`rerankit.qdrant.names`) is encoded here.
 """
 
 from __future__ import annotations
@@ -83,6 +84,15 @@ def token_id(token: str) -> int:
 
 @dataclass(frozen=True)
 class SparseVector:
+    """Sorted term ids (:func:`token_id`) and their weights, as Qdrant's ``SparseVector`` takes.
+
+    Example:
+        >>> from rerankit.sparse import BM25Encoder
+        >>> vector = BM25Encoder(avg_doc_len=2).encode_query("vector vector database")
+        >>> len(vector.indices), vector.values
+        (2, [1.0, 1.0])
+    """
+
     indices: list[int]
     values: list[float]
 
@@ -110,6 +120,7 @@ class BM25Encoder:
         return cls(k1=k1, b=b, avg_doc_len=max(avg, 1.0))
 
     def encode_document(self, text: str) -> SparseVector:
+        """The BM25 term weights of a document (Qdrant's IDF modifier supplies the IDF)."""
         tokens = tokenize(text)
         counts = Counter(token_id(t) for t in tokens)
         norm = self.k1 * (1 - self.b + self.b * len(tokens) / self.avg_doc_len)
@@ -118,5 +129,6 @@ class BM25Encoder:
         return SparseVector(indices, values)
 
     def encode_query(self, text: str) -> SparseVector:
+        """Weight 1 per distinct query term (independent of the corpus statistics)."""
         indices = sorted({token_id(t) for t in tokenize(text)})
         return SparseVector(indices, [1.0] * len(indices))

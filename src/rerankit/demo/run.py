@@ -1,93 +1,193 @@
-"""``rerankit demo``: retrieve from Qdrant, rerank, apply the threshold, show what changed."""
+"""``rerankit demo``: retrieve from Qdrant, rerank, apply the threshold, show what changed.
+
+On the built-in corpus by default, or on the user's documents (``corpus=``: a JSONL file or a
+BEIR folder, see :mod:`rerankit.demo.documents`). Each query's report puts stage 1 next to the
+reranked list (moves, drops with the rule that cut them) and times stage 1, the rerank and the
+threshold separately.
+"""
 
 from __future__ import annotations
 
-import os
 import textwrap
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TextIO
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TextIO
 
 from rerankit.base import Reranker
-from rerankit.demo.corpus import PASSAGES, QUERIES
-from rerankit.demo.store import SPARSE, DemoStore, Hit, open_client
+from rerankit.demo.documents import DemoCorpus, builtin_corpus, load_corpus
+from rerankit.demo.store import (
+    STAGE1,
+    STAGE1_LABEL,
+    Stage1,
+    build_collection,
+    collection_for,
+    searcher,
+)
+from rerankit.errors import ConfigurationError
+from rerankit.multistage import MultiStageHit, SentenceTransformerEncoder
+from rerankit.qdrant import default_qdrant_path, describe_location, open_client
 from rerankit.rag import ExtractiveAnswerer, RagAnswer, answer_question, format_answer
-from rerankit.registry import from_spec
-from rerankit.sentence import default_model, load_sentence_transformer
+from rerankit.registry import as_reranker
+from rerankit.sentence import default_model
 from rerankit.threshold import ThresholdPolicy
-from rerankit.types import Candidate, RerankResults
+from rerankit.types import Candidate, Dropped, RerankResults
 
-COLLECTION = "rerankit-demo"
+__all__ = ["DemoConfig", "QueryReport", "default_qdrant_path_for_demo", "render", "run_demo"]
 
 
-def default_qdrant_path() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return str(Path(base) / "rerankit" / "demo-qdrant")
+def default_qdrant_path_for_demo() -> str:
+    """The demo's embedded store: ``<rerankit cache>/demo-qdrant``."""
+    return default_qdrant_path("demo-qdrant")
 
 
 @dataclass
 class QueryReport:
+    """One query: stage 1's hits, the thresholded rerank, and what each step took (ms)."""
+
     query: str
-    hits: list[Hit]
+    hits: list[MultiStageHit]
     results: RerankResults
     stage1_ms: float
     rerank_ms: float
+    threshold_ms: float = 0.0
+    fetch_k: int = 0
+    stage1: str = "bm25"
     answer: RagAnswer | None = None
 
 
 @dataclass
 class DemoConfig:
+    """What ``rerankit demo`` runs (the command-line options, one field each).
+
+    Example:
+        >>> from rerankit.demo import DemoConfig
+        >>> DemoConfig(fetch_k=80, stage1="title").check()  # fine: nothing raised
+        >>> DemoConfig(fetch_k=0).check()  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        rerankit.errors.ConfigurationError: --fetch-k must be a positive number ..., got 0
+    """
+
     reranker: str = "embedding"
-    queries: Sequence[str] = field(default_factory=lambda: list(QUERIES))
+    queries: Sequence[str] | None = None
+    """``None``: the corpus's own (the built-in examples, or a BEIR folder's first queries)."""
     fetch_k: int = 8
     top_n: int | None = 3
     min_score: float | None = 0.35
-    stage1: str = SPARSE
+    stage1: str = "bm25"
     qdrant_url: str | None = None
     qdrant_path: str | None = None
     answer: bool = False
     """Also answer each query offline (extractive) and show the answer, citations and prompt."""
+    corpus: str | None = None
+    """A JSONL file (``id``, ``text``, optional ``title``) or a BEIR folder; ``None``: built-in."""
+    show_progress: bool | None = None
+    """Progress bars while ingesting; ``None``: for a user corpus only."""
+
+    def check(self) -> None:
+        """:class:`~rerankit.ConfigurationError` for a bad option, naming it and the fix."""
+        if isinstance(self.fetch_k, bool) or not isinstance(self.fetch_k, int) or self.fetch_k < 1:
+            raise ConfigurationError(
+                f"--fetch-k must be a positive number of stage-1 candidates, got {self.fetch_k!r}"
+            )
+        if self.stage1 not in STAGE1:
+            raise ConfigurationError(
+                f"--stage1 must be one of {', '.join(STAGE1)}, got {self.stage1!r}"
+            )
+        if self.qdrant_url is not None and self.qdrant_path is not None:
+            raise ConfigurationError(
+                "--qdrant-url and --qdrant-path are alternatives (a server or an embedded "
+                "store): pass one of them"
+            )
+        queries = self.queries
+        if queries is not None and (
+            isinstance(queries, str) or not all(isinstance(q, str) and q.strip() for q in queries)
+        ):
+            raise ConfigurationError("--query must be a non-blank text (repeatable)")
+        ThresholdPolicy(top_n=self.top_n, min_score=self.min_score)
 
 
-def _embedder() -> Callable[[Sequence[str]], Any]:
-    encoder = load_sentence_transformer(
-        default_model(), None, "float32", False, None, "rerankit demo"
+def threshold(scored: RerankResults, policy: ThresholdPolicy) -> RerankResults:
+    """``scored`` (reranked, nothing cut) with ``policy`` applied, as one rerank call with the
+    policy would return it."""
+    outcome = policy.apply([r.score for r in scored])
+    cut = [
+        Dropped(
+            index=scored[p].index, score=scored[p].score, raw_score=scored[p].raw_score, reason=why
+        )
+        for p, why in sorted(outcome.cut.items())
+    ]
+    return RerankResults(
+        [replace(scored[p], rank=rank) for rank, p in enumerate(outcome.kept)],
+        dropped=[*scored.dropped, *cut],
+        duplicates=scored.duplicates,
+        empty_reason=outcome.empty_reason if len(scored) else scored.empty_reason,
+        truncated=scored.truncated,
+        backend=scored.backend,
+        model=scored.model,
+        fallback=scored.fallback,
+        usage=scored.usage,
     )
 
-    def embed(texts: Sequence[str]) -> Any:
-        return encoder.encode(list(texts), normalize_embeddings=True, show_progress_bar=False)
 
-    return embed
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
+
+
+def _queries(config: DemoConfig, corpus: DemoCorpus) -> list[str]:
+    if config.queries:
+        return list(config.queries)
+    if not corpus.queries:
+        raise ConfigurationError(
+            f"the corpus {config.corpus} comes with no queries (no queries.jsonl): pass "
+            "--query TEXT (repeatable)"
+        )
+    return list(corpus.queries)
 
 
 def run_demo(config: DemoConfig, out: TextIO) -> list[QueryReport]:
-    """Run the demo and write its report to ``out``; returns the per-query reports."""
-    reranker: Reranker = from_spec(config.reranker)
+    """Run the demo and write its report to ``out``; returns the per-query reports.
+
+    Raises:
+        RerankError: a bad option, corpus or store (the message names it and the fix).
+    """
+    config.check()
+    stage1: Stage1 = config.stage1  # type: ignore[assignment]
+    corpus = load_corpus(config.corpus) if config.corpus is not None else builtin_corpus()
+    queries = _queries(config, corpus)
+    collection_for(corpus, stage1)  # a title stage needs titles: say so before any work
+    reranker: Reranker = as_reranker(config.reranker)
     policy = ThresholdPolicy(top_n=config.top_n, min_score=config.min_score)
+    path = config.qdrant_path
+    if config.qdrant_url is None and path is None:
+        path = default_qdrant_path_for_demo()
+    show_progress = not corpus.builtin if config.show_progress is None else config.show_progress
 
     started = time.perf_counter()
-    path = config.qdrant_path or default_qdrant_path()
-    if not config.qdrant_url and path != ":memory:":
-        Path(path).mkdir(parents=True, exist_ok=True)
     client = open_client(url=config.qdrant_url, path=path)
     try:
-        store = DemoStore(client, COLLECTION, [t for _, t in PASSAGES], _embedder())
-        store.build(PASSAGES)
-        build_ms = (time.perf_counter() - started) * 1000
+        encoder = SentenceTransformerEncoder()
+        collection = build_collection(
+            client, corpus, stage1, encoder=encoder, show_progress=show_progress
+        )
+        first_stage = searcher(client, collection, stage1, fetch_k=config.fetch_k, encoder=encoder)
+        build_ms = _ms(started)
         warm = getattr(reranker, "warm_up", None)
         started = time.perf_counter()
         if warm is not None:
             warm()
-        load_ms = (time.perf_counter() - started) * 1000
+        load_ms = _ms(started)
 
-        where = config.qdrant_url or ("in memory" if path == ":memory:" else path)
+        where = describe_location(url=config.qdrant_url, path=path)
+        what = (
+            f"{len(corpus.documents)} passages"
+            if corpus.builtin
+            else f"{len(corpus.documents)} documents of {corpus.name}"
+        )
         out.write(
-            f"rerankit demo: {len(PASSAGES)} passages in Qdrant ({where}), built in "
-            f"{build_ms:.0f} ms\n"
-            f"stage 1: {'BM25 sparse (Qdrant IDF)' if config.stage1 == SPARSE else 'dense MiniLM'}"
-            f", fetch_k={config.fetch_k}\n"
+            f"rerankit demo: {what} in Qdrant ({where}), built in {build_ms:.0f} ms\n"
+            f"stage 1: {STAGE1_LABEL[stage1]}, fetch_k={config.fetch_k}\n"
             f"rerank:  {reranker.backend} ({_short(reranker.model_name)}), loaded in "
             f"{load_ms:.0f} ms\n"
             f"threshold: top_n={config.top_n}, min_score={config.min_score}\n"
@@ -96,14 +196,24 @@ def run_demo(config: DemoConfig, out: TextIO) -> list[QueryReport]:
         # offline MiniLM; the prompt shown is what an LLM would receive instead.
         answerer = ExtractiveAnswerer() if config.answer else None
         reports = []
-        for query in config.queries:
+        for query in queries:
             t0 = time.perf_counter()
-            hits = store.search(query, limit=config.fetch_k, using=config.stage1)
+            hits = list(first_stage.search(query))
             t1 = time.perf_counter()
-            candidates = [Candidate(h.text, id=h.doc_id) for h in hits]
-            results = reranker.rerank(query, candidates, policy=policy)
+            candidates = [Candidate(h.text, id=h.id) for h in hits]
+            scored = reranker.rerank(query, candidates)
             t2 = time.perf_counter()
-            report = QueryReport(query, hits, results, (t1 - t0) * 1000, (t2 - t1) * 1000)
+            results = threshold(scored, policy)
+            report = QueryReport(
+                query,
+                hits,
+                results,
+                stage1_ms=(t1 - t0) * 1000,
+                rerank_ms=(t2 - t1) * 1000,
+                threshold_ms=_ms(t2),
+                fetch_k=config.fetch_k,
+                stage1=stage1,
+            )
             reports.append(report)
             out.write(render(report))
             if answerer is not None:
@@ -124,15 +234,29 @@ def _clip(text: str, width: int) -> str:
     return textwrap.shorten(text, width=width, placeholder="...")
 
 
+def _clip_id(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _returned(report: QueryReport) -> str:
+    line = f"  stage 1 returned {len(report.hits)} of fetch_k={report.fetch_k} candidates"
+    if len(report.hits) < report.fetch_k and report.stage1 != "dense":
+        line += " (BM25 finds only documents that share a query term)"
+    return line
+
+
 def render(report: QueryReport) -> str:
     """The side-by-side table for one query."""
     results = report.results
+    width = min(24, max([9, *(len(h.id) for h in report.hits)]))
     lines = [
         "",
         f"query: {report.query}",
-        f"  stage 1 {report.stage1_ms:7.1f} ms | rerank + threshold {report.rerank_ms:7.1f} ms",
+        _returned(report),
+        f"  stage 1 {report.stage1_ms:7.1f} ms | rerank {report.rerank_ms:7.1f} ms | "
+        f"threshold {report.threshold_ms:5.1f} ms",
         f"  {'new':>3} {'old':>3} {'move':>5} {'score':>6} {'raw':>7} {'stage1':>7}  "
-        f"{'id':<9} passage",
+        f"{'id':<{width}} passage",
     ]
     for r in results:
         hit = report.hits[r.index]
@@ -140,16 +264,17 @@ def render(report: QueryReport) -> str:
         arrow = f"+{move}" if move > 0 else ("=" if move == 0 else str(move))
         lines.append(
             f"  {r.rank + 1:>3} {r.index + 1:>3} {arrow:>5} {r.score:6.3f} {r.raw_score:7.3f} "
-            f"{hit.score:7.3f}  {hit.doc_id:<9} {_clip(hit.text, 60)}"
+            f"{hit.score:7.3f}  {_clip_id(hit.id, width):<{width}} {_clip(hit.text, 60)}"
         )
     for d in results.dropped:
         hit = report.hits[d.index]
         lines.append(
             f"  {'-':>3} {d.index + 1:>3} {'drop':>5} {d.score:6.3f} {d.raw_score:7.3f} "
-            f"{hit.score:7.3f}  {hit.doc_id:<9} {_clip(hit.text, 44)} [{d.reason}]"
+            f"{hit.score:7.3f}  {_clip_id(hit.id, width):<{width}} {_clip(hit.text, 44)} "
+            f"[{d.reason}]"
         )
     for dup, kept in results.duplicates.items():
-        lines.append(f"  duplicate of stage-1 #{kept + 1}: #{dup + 1} {report.hits[dup].doc_id}")
+        lines.append(f"  duplicate of stage-1 #{kept + 1}: #{dup + 1} {report.hits[dup].id}")
     if results.empty_reason:
         lines.append(f"  -> nothing passed the threshold: {results.empty_reason}")
     return "\n".join(lines) + "\n"

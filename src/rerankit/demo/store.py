@@ -1,87 +1,116 @@
-"""The demo's Qdrant collection: BM25 sparse and MiniLM dense vectors, written idempotently."""
+"""The demo's Qdrant collection, built and searched through rerankit's one Qdrant layer.
+
+The built-in corpus goes to the collection ``rerankit-demo`` with a dense (MiniLM) and a BM25
+field, so either first stage searches it. A user corpus goes to a collection named after it,
+its content hash and the first stage, holding only the field that stage reads (``dense``,
+``bm25``, or ``title_bm25`` for titles only), so a cheap first stage never waits for dense
+encoding. Ingestion is :func:`rerankit.qdrant.ingest` (idempotent: a second run writes nothing)
+and search is a one-prefetch :class:`~rerankit.multistage.QdrantMultiStage`, so the collection
+opens in every other rerankit path too.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from rerankit._deps import require
-from rerankit.qdrant import open_client, point_id
-from rerankit.sparse import BM25Encoder
+from rerankit.demo.documents import DemoCorpus
+from rerankit.errors import ConfigurationError, DatasetError, InvalidDocumentError
+from rerankit.multistage import DenseStage, QdrantMultiStage, SparseStage
+from rerankit.qdrant import (
+    VECTOR_BM25,
+    VECTOR_TITLE_BM25,
+    DenseField,
+    Encoders,
+    Layout,
+    SparseField,
+    ingest,
+)
+from rerankit.qdrant.encoding import DenseEncoder
 
-DENSE = "dense"
-SPARSE = "bm25"
+__all__ = [
+    "COLLECTION",
+    "STAGE1",
+    "STAGE1_LABEL",
+    "Stage1",
+    "build_collection",
+    "collection_for",
+    "searcher",
+]
 
-__all__ = ["DENSE", "SPARSE", "DemoStore", "Hit", "open_client", "point_id"]
+Stage1 = Literal["bm25", "dense", "title"]
+STAGE1: tuple[Stage1, ...] = ("bm25", "dense", "title")
+STAGE1_LABEL = {
+    "bm25": "BM25 sparse (Qdrant IDF)",
+    "dense": "dense MiniLM",
+    "title": "BM25 on titles only (Qdrant IDF)",
+}
+COLLECTION = "rerankit-demo"
+"""The built-in corpus's collection."""
+
+_TITLE = SparseField(vector_name=VECTOR_TITLE_BM25, source="title")
 
 
-@dataclass
-class Hit:
-    doc_id: str
-    text: str
-    score: float
-    rank: int
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:40] or "corpus"
 
 
-class DemoStore:
-    """Builds and searches the demo collection."""
+def collection_for(corpus: DemoCorpus, stage1: Stage1) -> tuple[str, Layout]:
+    """The collection ``corpus`` goes to for ``stage1``, and its fields.
 
-    def __init__(self, client: Any, collection: str, texts: Sequence[str], embed: Any) -> None:
-        self.client = client
-        self.collection = collection
-        self.bm25 = BM25Encoder.fit(texts)
-        self.embed = embed
-
-    def build(self, passages: Sequence[tuple[str, str]]) -> None:
-        models = require(
-            "qdrant_client.models",
-            extra="qdrant",
-            feature="The Qdrant store",
-            package="qdrant-client",
+    Raises:
+        ConfigurationError: ``stage1`` is ``"title"`` and no document has a title.
+    """
+    if stage1 == "title" and not corpus.has_titles:
+        raise ConfigurationError(
+            f"--stage1 title needs documents with titles, and the {corpus.name} has none: pass "
+            "--corpus with a JSONL file that has a 'title' field, or a BEIR folder"
         )
-        dense = self.embed([text for _, text in passages])
-        if not self.client.collection_exists(self.collection):
-            self.client.create_collection(
-                self.collection,
-                vectors_config={
-                    DENSE: models.VectorParams(size=len(dense[0]), distance=models.Distance.COSINE)
-                },
-                sparse_vectors_config={
-                    SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
-                },
-            )
-        points = []
-        for (doc_id, text), vector in zip(passages, dense, strict=True):
-            sparse = self.bm25.encode_document(text)
-            points.append(
-                models.PointStruct(
-                    id=point_id(text),
-                    vector={
-                        DENSE: list(vector),
-                        SPARSE: models.SparseVector(indices=sparse.indices, values=sparse.values),
-                    },
-                    payload={"doc_id": doc_id, "text": text},
-                )
-            )
-        self.client.upsert(self.collection, points=points, wait=True)
+    if corpus.builtin:
+        return COLLECTION, Layout(dense=DenseField(), sparse=SparseField())
+    name = f"{COLLECTION}-{_slug(corpus.name)}-{stage1}-{corpus.fingerprint()}"
+    fields = {
+        "bm25": Layout(sparse=SparseField()),
+        "dense": Layout(dense=DenseField()),
+        "title": Layout(sparse=_TITLE),
+    }
+    return name, fields[stage1]
 
-    def search(self, query: str, *, limit: int, using: str = SPARSE) -> list[Hit]:
-        models = require(
-            "qdrant_client.models",
-            extra="qdrant",
-            feature="The Qdrant store",
-            package="qdrant-client",
+
+def build_collection(
+    client: Any,
+    corpus: DemoCorpus,
+    stage1: Stage1,
+    *,
+    encoder: DenseEncoder,
+    show_progress: bool,
+) -> str:
+    """Ingest ``corpus`` for ``stage1`` (nothing when it is stored already); its collection."""
+    collection, layout = collection_for(corpus, stage1)
+    try:
+        ingest(
+            client,
+            collection,
+            corpus.documents,
+            layout=layout,
+            encoders=Encoders(dense=encoder if layout.dense is not None else None),
+            show_progress=show_progress,
         )
-        if using == SPARSE:
-            sparse = self.bm25.encode_query(query)
-            vector: Any = models.SparseVector(indices=sparse.indices, values=sparse.values)
-        else:
-            vector = list(self.embed([query])[0])
-        response = self.client.query_points(
-            self.collection, query=vector, using=using, limit=limit, with_payload=True
-        )
-        return [
-            Hit(doc_id=p.payload["doc_id"], text=p.payload["text"], score=float(p.score), rank=i)
-            for i, p in enumerate(response.points)
-        ]
+    except InvalidDocumentError as exc:
+        doc = corpus.documents[exc.index]
+        raise DatasetError(f"{corpus.name}: document {doc.id!r}: {exc}") from exc
+    return collection
+
+
+def searcher(
+    client: Any, collection: str, stage1: Stage1, *, fetch_k: int, encoder: DenseEncoder
+) -> QdrantMultiStage:
+    """The first stage: one prefetch of ``fetch_k`` points on ``stage1``'s field."""
+    dense = DenseStage(limit=fetch_k, encoder=encoder) if stage1 == "dense" else None
+    sparse = None
+    if stage1 == "bm25":
+        sparse = SparseStage(limit=fetch_k, vector_name=VECTOR_BM25)
+    elif stage1 == "title":
+        sparse = SparseStage(limit=fetch_k, vector_name=VECTOR_TITLE_BM25, source="title")
+    return QdrantMultiStage(
+        collection=collection, client=client, dense=dense, sparse=sparse, trace=False
+    )

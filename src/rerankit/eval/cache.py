@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from rerankit._models import exclusive
 from rerankit.base import Reranker
 from rerankit.errors import ConfigurationError
 from rerankit.eval._progress import progress_bar
@@ -191,13 +192,14 @@ class EmbeddingCache:
         with progress_bar(total=len(texts), desc=desc, unit="doc", enabled=self.progress) as bar:
             for start in range(0, len(order), chunk):
                 batch = [texts[i] for i in order[start : start + chunk]]
-                out = encoder.encode(
-                    batch,
-                    batch_size=batch_size,
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                )
+                with exclusive(encoder.tokenizer):  # encode() tokenises with per-call settings
+                    out = encoder.encode(
+                        batch,
+                        batch_size=batch_size,
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                        show_progress_bar=False,
+                    )
                 self.encoded += len(batch)
                 parts.append(np.asarray(out, dtype=np.float32))
                 bar(len(batch))

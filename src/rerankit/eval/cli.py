@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 from rerankit.annotate import RETRIEVAL_SCORE_KEY
 from rerankit.base import Reranker
-from rerankit.errors import ConfigurationError, RerankError
+from rerankit.cli_args import guarded, non_negative_int, positive_int
 
 __all__ = ["add_parser", "run"]
 
@@ -44,7 +44,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--run-format", choices=["auto", "trec", "jsonl"], default="auto")
     p.add_argument(
         "--depth",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="K",
         help="candidates per query: retrieved in full-pipeline mode (default 100), or the top K "
@@ -62,11 +62,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         metavar="MODEL",
         help="sentence-transformers model of the dense first stage (default: offline MiniLM)",
     )
-    p.add_argument("--qdrant-url", default=None, help="use a Qdrant server instead of embedded")
-    p.add_argument(
-        "--qdrant-path",
-        default=":memory:",
-        help="folder of an embedded Qdrant store to keep the index in (default: in memory)",
+    from rerankit.cli import add_qdrant_options
+
+    add_qdrant_options(
+        p, path_help="folder of an embedded Qdrant store to keep the index in (default: in memory)"
     )
     p.add_argument(
         "--reranker",
@@ -83,7 +82,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--rel-level",
-        type=int,
+        type=non_negative_int,
         default=1,
         help="lowest grade counted relevant by RR and recall (default 1; TREC DL uses 2)",
     )
@@ -96,7 +95,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "nDCG@10, RR@10, R@10, R@depth)",
     )
     p.add_argument(
-        "--max-queries", type=int, default=None, help="evaluate the first N queries only"
+        "--max-queries", type=positive_int, default=None, help="evaluate the first N queries only"
     )
     p.add_argument("--json", metavar="FILE", help="write the full report (per query) as JSON")
     p.add_argument("--markdown", metavar="FILE", help="write the markdown table to FILE")
@@ -114,28 +113,21 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Run ``rerankit eval`` for parsed ``args``; returns the exit code."""
-    out = out or sys.stdout
-    try:
-        _run(args, out)
-    except RerankError as exc:
-        sys.stderr.write(f"rerankit eval: error: {exc}\n")
-        return 2
-    return 0
+    """Run ``rerankit eval`` for parsed ``args``; returns the exit code (2 with one line on
+    stderr for a user mistake)."""
+    return guarded("eval", lambda: _run(args, out or sys.stdout))
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> None:
     from rerankit.backends.fusion import FusionReranker
     from rerankit.eval import EmbeddingCache, evaluate, load_beir, plot_report, read_run, retrieve
-    from rerankit.registry import from_spec
+    from rerankit.registry import as_reranker
 
-    if args.depth is not None and args.depth < 1:
-        raise ConfigurationError(f"--depth must be positive, got {args.depth}")
     progress = not args.quiet
     data = load_beir(args.data, split=args.split)
     cache_dir = None if args.no_cache else Path(args.cache_dir or default_cache_dir())
     cache = EmbeddingCache(directory=cache_dir, progress=progress)
-    rerankers: list[Reranker] = [from_spec(spec) for spec in (args.rerankers or ["embedding"])]
+    rerankers: list[Reranker] = [as_reranker(spec) for spec in (args.rerankers or ["embedding"])]
     if args.fuse:
         rerankers.append(
             FusionReranker(list(rerankers), method=args.fuse, first_stage=RETRIEVAL_SCORE_KEY)

@@ -1,8 +1,8 @@
 """LangChain components: a document compressor, a reranking retriever, and end-to-end RAG.
 
 Needs ``pip install 'rerankit[langchain]'``. The RAG chain, the Qdrant ingestion and the local
-embeddings (:mod:`rerankit.langchain.rag`, :mod:`rerankit.langchain.embeddings`) are imported
-on first use.
+embeddings (:mod:`rerankit.langchain.rag`, :mod:`rerankit.langchain.store`,
+:mod:`rerankit.langchain.embeddings`) are imported on first use.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ if TYPE_CHECKING:
     from rerankit.langchain.rag import (
         ChatOpenAICompatible,
         RagChainOutput,
-        build_qdrant_store,
         build_rag_chain,
         generator_from_env,
     )
+    from rerankit.langchain.store import build_qdrant_store
 
 __getattr__, __dir__ = lazy_exports(
     globals(),
@@ -38,7 +38,7 @@ __getattr__, __dir__ = lazy_exports(
         "QdrantMultiStageRetriever": "rerankit.langchain.multistage",
         "ChatOpenAICompatible": "rerankit.langchain.rag",
         "RagChainOutput": "rerankit.langchain.rag",
-        "build_qdrant_store": "rerankit.langchain.rag",
+        "build_qdrant_store": "rerankit.langchain.store",
         "build_rag_chain": "rerankit.langchain.rag",
         "generator_from_env": "rerankit.langchain.rag",
     },

@@ -1,7 +1,9 @@
 """``QdrantMultiStageRetriever`` for LangChain: hybrid prefetch, fusion, MaxSim rescoring inside
 Qdrant and a rerankit reranker, as one ``BaseRetriever``.
 
-A thin face over :class:`rerankit.multistage.QdrantMultiStage` (the framework-free core).
+A thin face over :class:`rerankit.multistage.QdrantMultiStage` (the framework-free core), with
+the contract it shares with :class:`rerankit.llama_index.QdrantMultiStageRetriever`
+(:mod:`rerankit.multistage.options`).
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
 from rerankit._results_list import ResultsList
-from rerankit.errors import ConfigurationError
+from rerankit._typing import Unpack
+from rerankit.langchain.store import as_records
 from rerankit.multistage import IngestReport, MultiStageResults, QdrantMultiStage
-from rerankit.types import Candidate
+from rerankit.multistage.options import SearchOptions, convert_hits
+from rerankit.qdrant import IngestOptions
 
 __all__ = ["MultiStageDocuments", "QdrantMultiStageRetriever"]
-
-_CALL_KWARGS = frozenset({"top_n", "min_score", "query_filter"})
 
 
 class MultiStageDocuments(ResultsList[Document, MultiStageResults]):
@@ -32,32 +34,29 @@ class MultiStageDocuments(ResultsList[Document, MultiStageResults]):
     :class:`~rerankit.multistage.MultiStageResults` (``.results``: per-stage timings, what the
     threshold dropped) and ``.empty_reason``."""
 
-    def __init__(self, documents: Sequence[Document], results: MultiStageResults) -> None:
-        super().__init__(documents, results)
 
-
-def to_document(results: MultiStageResults, index: int) -> Document:
-    """The LangChain ``Document`` of ``results[index]`` (a new object)."""
-    hit = results[index]
-    return Document(page_content=hit.text, id=hit.id, metadata=results.metadata_for(hit))
+def to_documents(results: MultiStageResults) -> MultiStageDocuments:
+    """The LangChain ``Document`` of each hit (new objects), with the results attached."""
+    documents = convert_hits(
+        results, lambda hit, meta: Document(page_content=hit.text, id=hit.id, metadata=meta)
+    )
+    return MultiStageDocuments(documents, results)
 
 
 class QdrantMultiStageRetriever(BaseRetriever):
     """Multi-stage Qdrant retrieval (dense + BM25 prefetch, RRF/DBSF fusion, optional MaxSim
     multivector rescoring, optional reranker) as a LangChain retriever.
 
-    ``pipeline`` is a :class:`~rerankit.multistage.QdrantMultiStage`: it holds the stages,
-    their limits, the reranker and the threshold. ``top_n`` / ``min_score`` here (or per call:
-    ``retriever.invoke(q, top_n=3)``) override its threshold; ``query_filter`` (a Qdrant
-    ``Filter``) can be passed per call. :meth:`add_documents` ingests LangChain documents with
-    every vector field the pipeline needs.
+    Its contract is the LlamaIndex face's (:mod:`rerankit.multistage.options`): pydantic
+    fields ``pipeline``, ``top_n``, ``min_score``, ``query_filter``; per call
+    ``retriever.invoke(query, top_n=3, min_score=0.5, query_filter=...)``; and
+    :meth:`add_documents`.
 
-    Returned documents are new objects: ``id`` is the document's own id (else the Qdrant point
-    id) and ``metadata`` is the stored metadata plus ``doc_id``, ``point_id``, ``stages``
-    (``{stage: {"rank", "score"}}``, 0-based ranks, ``None`` when the document was not in that
-    stage's list), ``stages_run`` and, with a reranker, ``relevance_score`` and the ``rerank``
-    block. The list is a :class:`MultiStageDocuments` whose ``.results.timings`` split the
-    latency per stage.
+    Each result is a new ``Document``: ``id`` is the document's own id (else the Qdrant point
+    id); ``metadata`` holds the stored metadata with ``doc_id``, ``point_id``, ``stages``
+    (``{stage: {"rank", "score"}}``, 0-based, ``None`` outside a stage's list), ``stages_run``
+    and, with a reranker, ``relevance_score`` and the ``rerank`` block. ``invoke`` returns a
+    :class:`MultiStageDocuments`, which carries the core's results (``.results.timings``).
 
     Example:
         >>> from langchain_core.documents import Document
@@ -72,6 +71,8 @@ class QdrantMultiStageRetriever(BaseRetriever):
         >>> doc = retriever.invoke("vector database")[0]
         >>> doc.id, doc.metadata["source"], sorted(doc.metadata["stages"])
         ('q1', 'faq', ['dense', 'fusion', 'rerank', 'sparse'])
+        >>> len(retriever.invoke("vector database", top_n=2))
+        2
         >>> pipeline.close()
     """
 
@@ -80,50 +81,25 @@ class QdrantMultiStageRetriever(BaseRetriever):
     pipeline: QdrantMultiStage = Field(description="The multi-stage core: stages and reranker.")
     top_n: int | None = Field(default=None, ge=0, description="Documents to return.")
     min_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    query_filter: Any = Field(default=None, description="A Qdrant Filter for every stage.")
 
     def add_documents(
-        self,
-        documents: Sequence[Document],
-        *,
-        batch_size: int = 64,
-        show_progress: bool = True,
-        recreate: bool = False,
+        self, documents: Sequence[Document], **options: Unpack[IngestOptions]
     ) -> IngestReport:
-        """Ingest LangChain documents (``page_content``, ``id``, ``metadata``); see
-        :meth:`QdrantMultiStage.ingest`. The documents are not modified."""
-        if isinstance(documents, str) or not isinstance(documents, Sequence):
-            raise ConfigurationError("documents must be a sequence of LangChain Documents")
-        candidates = []
-        for index, doc in enumerate(documents):
-            if not isinstance(doc, Document):
-                raise ConfigurationError(
-                    f"documents[{index}] must be a LangChain Document, got {type(doc).__name__}"
-                )
-            candidates.append(Candidate(doc.page_content, id=doc.id, metadata=doc.metadata))
-        return self.pipeline.ingest(
-            candidates, batch_size=batch_size, show_progress=show_progress, recreate=recreate
-        )
+        """Ingest LangChain documents (``page_content``, ``id``, ``metadata``, left unchanged)
+        with :meth:`QdrantMultiStage.ingest`; ``options``: ``batch_size``,
+        ``show_progress``, ``recreate``."""
+        return self.pipeline.ingest(as_records(documents), **options)
 
-    def _call(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(kwargs) - _CALL_KWARGS
-        if unknown:
-            raise ConfigurationError(f"unexpected arguments: {sorted(unknown)}")
-        return {
-            "top_n": kwargs.get("top_n", self.top_n),
-            "min_score": kwargs.get("min_score", self.min_score),
-            "query_filter": kwargs.get("query_filter"),
-        }
-
-    @staticmethod
-    def _documents(results: MultiStageResults) -> MultiStageDocuments:
-        return MultiStageDocuments([to_document(results, i) for i in range(len(results))], results)
+    def _options(self, overrides: dict[str, Any]) -> SearchOptions:
+        return SearchOptions(self.top_n, self.min_score, self.query_filter).merged(overrides)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        return self._documents(self.pipeline.search(query, **self._call(kwargs)))
+        return to_documents(self._options(kwargs).search(self.pipeline, query))
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        return self._documents(await self.pipeline.asearch(query, **self._call(kwargs)))
+        return to_documents(await self._options(kwargs).asearch(self.pipeline, query))

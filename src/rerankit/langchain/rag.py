@@ -1,14 +1,14 @@
 """End-to-end RAG in LangChain: Qdrant retrieval, rerank, threshold, prompt, any chat model.
 
-* :func:`build_qdrant_store`: ingest documents into a ``QdrantVectorStore`` (embedded store
-  under a cache folder by default, ``url=`` for a server), in batches with a progress bar,
-  with content-hash point ids so re-running never duplicates points;
 * :func:`build_rag_chain`: the LCEL chain ``retrieve -> RerankCompressor (+ threshold) ->
   prompt -> chat model``, which abstains without calling the model when nothing passes;
 * :class:`ChatOpenAICompatible`: a minimal chat model over the ``openai`` SDK, for any
   OpenAI-compatible endpoint; :func:`generator_from_env` picks it when ``OPENAI_API_KEY`` or
   ``OPENAI_BASE_URL`` is set and the offline :class:`~rerankit.rag.ExtractiveAnswerer`
   otherwise.
+
+The Qdrant ingestion (:func:`rerankit.langchain.build_qdrant_store`) is in
+:mod:`rerankit.langchain.store`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any, TypedDict
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.documents import Document
-from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
@@ -41,13 +40,6 @@ from rerankit.base import Reranker
 from rerankit.candidates import validate_query
 from rerankit.errors import ConfigurationError
 from rerankit.langchain.compressor import RerankCompressor, RerankedDocuments
-from rerankit.qdrant import (
-    check_ingest_args,
-    open_client,
-    point_id,
-    qdrant_models,
-    upsert_missing,
-)
 from rerankit.rag import (
     ABSTAIN_ANSWER,
     ABSTAINED,
@@ -77,7 +69,6 @@ from rerankit.threshold import ThresholdPolicy
 __all__ = [
     "ChatOpenAICompatible",
     "RagChainOutput",
-    "build_qdrant_store",
     "build_rag_chain",
     "generator_from_env",
 ]
@@ -208,128 +199,6 @@ def generator_from_env(**overrides: Any) -> ChatOpenAICompatible | ExtractiveAns
     if openai_configured():
         return ChatOpenAICompatible.from_env(**overrides)
     return ExtractiveAnswerer()
-
-
-# -- Qdrant ingestion ---------------------------------------------------------------------------
-
-
-def build_qdrant_store(
-    documents: Sequence[Document],
-    embedding: Embeddings,
-    *,
-    collection: str,
-    url: str | None = None,
-    path: str | None = None,
-    api_key: str | None = None,
-    client: Any = None,
-    hybrid: bool = False,
-    sparse_embedding: Any = None,
-    batch_size: int = 64,
-    show_progress: bool = True,
-    recreate: bool = False,
-) -> Any:
-    """Ingest ``documents`` into a Qdrant collection and return its ``QdrantVectorStore``.
-
-    Where: ``client`` if given, else a server at ``url``, else the embedded store at ``path``
-    (default: a folder under the cache, see :func:`rerankit.qdrant.default_qdrant_path`;
-    ``":memory:"`` works). The caller owns the client: ``store.client.close()`` releases an
-    embedded folder.
-
-    Points are upserted in batches of ``batch_size`` with a progress bar. Each point id is the
-    hash of the document text (:func:`rerankit.qdrant.point_id`), so re-running never
-    duplicates points, and texts already stored are not embedded again. A document's own
-    ``id`` is kept in ``metadata["doc_id"]`` (on the stored copy; inputs are not modified).
-
-    ``hybrid=True`` adds BM25 sparse vectors (:class:`BM25SparseEmbeddings`, or
-    ``sparse_embedding``) with Qdrant's IDF modifier, and the store retrieves with dense + sparse
-    fusion. ``recreate=True`` drops the collection first.
-
-    Example:
-        >>> from langchain_core.documents import Document
-        >>> from rerankit.langchain import SentenceTransformerEmbeddings, build_qdrant_store
-        >>> docs = [Document("Qdrant stores vectors.", metadata={"source": "faq"})]
-        >>> store = build_qdrant_store(docs, SentenceTransformerEmbeddings(), collection="faq",
-        ...                            path=":memory:", show_progress=False)
-        >>> store.similarity_search("vector database", k=1)[0].metadata["source"]
-        'faq'
-        >>> store.client.close()
-    """
-    from langchain_qdrant import QdrantVectorStore, RetrievalMode
-    from langchain_qdrant.qdrant import QdrantVectorStoreError
-
-    from rerankit.langchain.embeddings import BM25SparseEmbeddings
-
-    check_ingest_args(
-        documents,
-        collection=collection,
-        kinds=Document,
-        sequence_of="LangChain Documents",
-        each="a LangChain Document",
-        batch_size=batch_size,
-        client=client,
-        url=url,
-        path=path,
-        api_key=api_key,
-    )
-    if not isinstance(embedding, Embeddings):
-        raise ConfigurationError("embedding must be a LangChain Embeddings")
-
-    models = qdrant_models()
-    client = client if client is not None else open_client(url=url, path=path, api_key=api_key)
-    sparse_name = QdrantVectorStore.SPARSE_VECTOR_NAME
-    if recreate and client.collection_exists(collection):
-        client.delete_collection(collection)
-    if not client.collection_exists(collection):
-        size = len(embedding.embed_query("dimension probe"))
-        client.create_collection(
-            collection,
-            vectors_config={
-                QdrantVectorStore.VECTOR_NAME: models.VectorParams(
-                    size=size, distance=models.Distance.COSINE
-                )
-            },
-            sparse_vectors_config=(
-                {sparse_name: models.SparseVectorParams(modifier=models.Modifier.IDF)}
-                if hybrid
-                else None
-            ),
-        )
-    if hybrid and sparse_embedding is None:
-        sparse_embedding = BM25SparseEmbeddings.fit([d.page_content for d in documents])
-    try:
-        store = QdrantVectorStore(
-            client=client,
-            collection_name=collection,
-            embedding=embedding,
-            retrieval_mode=RetrievalMode.HYBRID if hybrid else RetrievalMode.DENSE,
-            sparse_embedding=sparse_embedding if hybrid else None,
-        )
-    except QdrantVectorStoreError as exc:
-        raise ConfigurationError(
-            f"collection {collection!r} exists with another configuration ({exc}); "
-            "use another collection name or recreate=True"
-        ) from exc
-
-    def write(todo: Sequence[tuple[Document, str]]) -> None:
-        store.add_documents([_stored_copy(doc) for doc, _ in todo], ids=[pid for _, pid in todo])
-
-    upsert_missing(
-        client,
-        collection,
-        documents,
-        key=lambda d: point_id(d.page_content),
-        batch_size=batch_size,
-        show_progress=show_progress,
-        write=write,
-    )
-    return store
-
-
-def _stored_copy(doc: Document) -> Document:
-    metadata = dict(doc.metadata)
-    if doc.id and "doc_id" not in metadata:
-        metadata["doc_id"] = doc.id
-    return Document(page_content=doc.page_content, metadata=metadata)
 
 
 # -- the chain --------------------------------------------------------------------------------

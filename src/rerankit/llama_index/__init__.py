@@ -2,8 +2,8 @@
 end-to-end RAG.
 
 Needs ``pip install 'rerankit[llama-index]'``. The query engine, the Qdrant ingestion and the
-local embedding model (:mod:`rerankit.llama_index.rag`, :mod:`rerankit.llama_index.embeddings`)
-are imported on first use.
+local embedding model (:mod:`rerankit.llama_index.rag`, :mod:`rerankit.llama_index.store`,
+:mod:`rerankit.llama_index.embeddings`) are imported on first use.
 """
 
 from __future__ import annotations
@@ -24,24 +24,30 @@ from rerankit.llama_index.postprocessor import RerankedNodes, RerankPostprocesso
 
 if TYPE_CHECKING:
     from rerankit.llama_index.embeddings import SentenceTransformerEmbedding
-    from rerankit.llama_index.multistage import MultiStageNodes, QdrantMultiStageRetriever
+    from rerankit.llama_index.multistage import (
+        MultiStageNodes,
+        MultiStageQuery,
+        QdrantMultiStageRetriever,
+    )
     from rerankit.llama_index.rag import (
         CitingSynthesizer,
         OpenAICompatibleLLM,
-        build_qdrant_index,
         build_query_engine,
         generator_from_env,
     )
+    from rerankit.llama_index.store import RerankitQdrantVectorStore, build_qdrant_index
 
 __getattr__, __dir__ = lazy_exports(
     globals(),
     {
         "SentenceTransformerEmbedding": "rerankit.llama_index.embeddings",
         "MultiStageNodes": "rerankit.llama_index.multistage",
+        "MultiStageQuery": "rerankit.llama_index.multistage",
         "QdrantMultiStageRetriever": "rerankit.llama_index.multistage",
         "CitingSynthesizer": "rerankit.llama_index.rag",
         "OpenAICompatibleLLM": "rerankit.llama_index.rag",
-        "build_qdrant_index": "rerankit.llama_index.rag",
+        "RerankitQdrantVectorStore": "rerankit.llama_index.store",
+        "build_qdrant_index": "rerankit.llama_index.store",
         "build_query_engine": "rerankit.llama_index.rag",
         "generator_from_env": "rerankit.llama_index.rag",
     },
@@ -51,10 +57,12 @@ __getattr__, __dir__ = lazy_exports(
 __all__ = [
     "CitingSynthesizer",
     "MultiStageNodes",
+    "MultiStageQuery",
     "OpenAICompatibleLLM",
     "QdrantMultiStageRetriever",
     "RerankPostprocessor",
     "RerankedNodes",
+    "RerankitQdrantVectorStore",
     "SentenceTransformerEmbedding",
     "build_qdrant_index",
     "build_query_engine",

@@ -1,15 +1,14 @@
 """End-to-end RAG in LlamaIndex: a Qdrant-backed index, rerank, threshold, cited answers.
 
-* :func:`build_qdrant_index`: ingest documents or nodes into a Qdrant collection (embedded
-  store under a cache folder by default, ``url=`` for a server), in batches with a progress
-  bar, with content-hash point ids so re-running never duplicates points, and return a
-  ``VectorStoreIndex`` over it;
 * :func:`build_query_engine`: a ``RetrieverQueryEngine`` with :class:`RerankPostprocessor`
   and :class:`CitingSynthesizer`, which abstains without calling the LLM when nothing passes;
 * :class:`OpenAICompatibleLLM`: a minimal LLM over the ``openai`` SDK, for any
   OpenAI-compatible endpoint; :func:`generator_from_env` picks it when ``OPENAI_API_KEY`` or
   ``OPENAI_BASE_URL`` is set and the offline :class:`~rerankit.rag.ExtractiveAnswerer`
   otherwise.
+
+The Qdrant ingestion (:func:`rerankit.llama_index.build_qdrant_index`) is in
+:mod:`rerankit.llama_index.store`.
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.base.response.schema import Response
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
-from llama_index.core.embeddings import BaseEmbedding
 from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
 from llama_index.core.instrumentation.events.synthesis import (
     SynthesizeEndEvent,
@@ -47,26 +45,14 @@ from llama_index.core.prompts.mixin import PromptDictType
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.response_synthesizers import BaseSynthesizer
 from llama_index.core.schema import (
-    BaseNode,
-    Document,
     MetadataMode,
-    NodeRelationship,
     NodeWithScore,
     QueryBundle,
-    TextNode,
 )
 
 from rerankit.base import Reranker
 from rerankit.errors import ConfigurationError
 from rerankit.llama_index.postprocessor import RerankPostprocessor
-from rerankit.qdrant import (
-    check_ingest_args,
-    open_client,
-    point_id,
-    qdrant_client_module,
-    qdrant_models,
-    upsert_missing,
-)
 from rerankit.rag import (
     ABSTAIN_ANSWER,
     ABSTAINED,
@@ -91,13 +77,11 @@ from rerankit.rag._openai import (
     request,
     settings_of,
 )
-from rerankit.sparse import BM25Encoder
 from rerankit.threshold import ThresholdPolicy
 
 __all__ = [
     "CitingSynthesizer",
     "OpenAICompatibleLLM",
-    "build_qdrant_index",
     "build_query_engine",
     "generator_from_env",
 ]
@@ -249,145 +233,7 @@ def generator_from_env(**overrides: Any) -> OpenAICompatibleLLM | ExtractiveAnsw
     return ExtractiveAnswerer()
 
 
-# -- Qdrant ingestion ---------------------------------------------------------------------------
-
-
-def _bm25_fns(encoder: BM25Encoder) -> tuple[Any, Any]:
-    def docs(texts: list[str]) -> tuple[list[list[int]], list[list[float]]]:
-        vectors = [encoder.encode_document(t) for t in texts]
-        return [v.indices for v in vectors], [v.values for v in vectors]
-
-    def queries(texts: list[str]) -> tuple[list[list[int]], list[list[float]]]:
-        vectors = [encoder.encode_query(t) for t in texts]
-        return [v.indices for v in vectors], [v.values for v in vectors]
-
-    return docs, queries
-
-
-def _is_local(client: Any) -> bool:
-    return type(getattr(client, "_client", None)).__name__ == "QdrantLocal"
-
-
-def _stored_node(node: BaseNode, pid: str) -> TextNode:
-    """A copy of ``node`` whose id is the content hash; a Document becomes its source."""
-    if isinstance(node, Document):
-        return TextNode(
-            id_=pid,
-            text=node.text,
-            metadata=dict(node.metadata),
-            excluded_embed_metadata_keys=list(node.excluded_embed_metadata_keys),
-            excluded_llm_metadata_keys=list(node.excluded_llm_metadata_keys),
-            relationships={NodeRelationship.SOURCE: node.as_related_node_info()},
-        )
-    if isinstance(node, TextNode):
-        return node.model_copy(update={"id_": pid, "metadata": dict(node.metadata)})
-    raise ConfigurationError(f"nodes must be TextNode or Document, got {type(node).__name__}")
-
-
-def build_qdrant_index(
-    documents: Sequence[Document | TextNode],
-    embed_model: BaseEmbedding,
-    *,
-    collection: str,
-    url: str | None = None,
-    path: str | None = None,
-    api_key: str | None = None,
-    client: Any = None,
-    hybrid: bool = False,
-    batch_size: int = 64,
-    show_progress: bool = True,
-    recreate: bool = False,
-) -> VectorStoreIndex:
-    """Ingest ``documents`` (Documents or TextNodes) into Qdrant; return a ``VectorStoreIndex``.
-
-    Where: ``client`` if given, else a server at ``url``, else the embedded store at ``path``
-    (default: a folder under the cache, see :func:`rerankit.qdrant.default_qdrant_path`;
-    ``":memory:"`` works). The caller owns the client: ``index.vector_store.client.close()``
-    releases an embedded folder.
-
-    Each document becomes one node (split long documents with a node parser first). Node and
-    point ids are the hash of the text (:func:`rerankit.qdrant.point_id`), so re-running never
-    duplicates points and texts already stored are not embedded again; a Document is kept as
-    the node's source (``node.ref_doc_id``). Inputs are not modified. Points are embedded and
-    upserted in batches of ``batch_size`` with a progress bar.
-
-    ``hybrid=True`` adds BM25 sparse vectors (:class:`rerankit.sparse.BM25Encoder`, with
-    Qdrant's IDF modifier) so the index can retrieve in ``"hybrid"`` mode.
-    ``recreate=True`` drops the collection first.
-
-    Example:
-        >>> from llama_index.core import Document
-        >>> from rerankit.llama_index import SentenceTransformerEmbedding, build_qdrant_index
-        >>> docs = [Document(text="Qdrant stores vectors.", metadata={"source": "faq"})]
-        >>> index = build_qdrant_index(docs, SentenceTransformerEmbedding(), collection="faq",
-        ...                            path=":memory:", show_progress=False)
-        >>> index.as_retriever().retrieve("vector database")[0].node.metadata["source"]
-        'faq'
-        >>> index.vector_store.client.close()
-    """
-    from llama_index.vector_stores.qdrant import QdrantVectorStore
-
-    check_ingest_args(
-        documents,
-        collection=collection,
-        kinds=(Document, TextNode),
-        sequence_of="LlamaIndex Documents or nodes",
-        each="a LlamaIndex Document or TextNode",
-        batch_size=batch_size,
-        client=client,
-        url=url,
-        path=path,
-        api_key=api_key,
-    )
-    if not isinstance(embed_model, BaseEmbedding):
-        raise ConfigurationError("embed_model must be a LlamaIndex BaseEmbedding")
-
-    models = qdrant_models()
-    client_given = client
-    client = client if client is not None else open_client(url=url, path=path, api_key=api_key)
-    if recreate and client.collection_exists(collection):
-        client.delete_collection(collection)
-    texts = [node.get_content(metadata_mode=MetadataMode.NONE) for node in documents]
-    store_kwargs: dict[str, Any] = {}
-    if hybrid:
-        doc_fn, query_fn = _bm25_fns(BM25Encoder.fit(texts))
-        store_kwargs = {
-            "enable_hybrid": True,
-            "sparse_doc_fn": doc_fn,
-            "sparse_query_fn": query_fn,
-            "sparse_config": models.SparseVectorParams(modifier=models.Modifier.IDF),
-        }
-    if url and client_given is None:
-        # A server can be reached by an async client too, so aquery() is natively async.
-        store_kwargs["aclient"] = qdrant_client_module().AsyncQdrantClient(url=url, api_key=api_key)
-    vector_store = QdrantVectorStore(
-        collection_name=collection,
-        client=client,
-        batch_size=batch_size,
-        index_doc_id=not _is_local(client),
-        **store_kwargs,
-    )
-
-    def write(todo: Sequence[tuple[Document | TextNode, str]]) -> None:
-        nodes = [_stored_node(n, pid) for n, pid in todo]
-        vectors = embed_model.get_text_embedding_batch(
-            [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
-        )
-        embedded: list[BaseNode] = [
-            n.model_copy(update={"embedding": v}) for n, v in zip(nodes, vectors, strict=True)
-        ]
-        vector_store.add(embedded)
-
-    upsert_missing(
-        client,
-        collection,
-        documents,
-        key=lambda n: point_id(n.get_content(metadata_mode=MetadataMode.NONE)),
-        batch_size=batch_size,
-        show_progress=show_progress,
-        write=write,
-    )
-    return VectorStoreIndex.from_vector_store(vector_store, embed_model=embed_model)
+# -- retrieval in a worker thread ------------------------------------------------------------
 
 
 class _ThreadedAsyncRetriever(BaseRetriever):

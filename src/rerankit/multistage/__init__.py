@@ -5,6 +5,7 @@ modifier, local tokenisation), fuses them with RRF or DBSF, optionally rescores 
 with a MaxSim multivector field (nested prefetch), then runs any rerankit reranker with the
 threshold policies on the short list. Every hit records its rank and score in each stage;
 ``timings`` split the latency per stage (:func:`render_results`, :class:`LatencySummary`).
+It reads and writes collections in the one layout of :mod:`rerankit.qdrant`.
 
 The framework faces are :class:`rerankit.langchain.QdrantMultiStageRetriever` and
 :class:`rerankit.llama_index.QdrantMultiStageRetriever`. Needs ``pip install 'rerankit[qdrant]'``
@@ -26,6 +27,7 @@ Example:
 from rerankit.errors import (
     CollectionNotFoundError,
     MissingVectorFieldError,
+    VectorDimensionError,
     VectorFieldError,
     VectorFieldMismatchError,
 )
@@ -34,45 +36,44 @@ from rerankit.multistage.encoders import (
     MultivectorEncoder,
     SentenceTransformerEncoder,
 )
-from rerankit.multistage.pipeline import METADATA_KEY, QdrantMultiStage
+from rerankit.multistage.pipeline import QdrantMultiStage
 from rerankit.multistage.report import LatencySummary, StageLatency, render_results
 from rerankit.multistage.results import (
     DOC_ID_KEY,
     POINT_ID_KEY,
     STAGES_KEY,
     STAGES_RUN_KEY,
-    IngestReport,
     MultiStageHit,
     MultiStageResults,
     StageScore,
 )
 from rerankit.multistage.stages import (
-    DENSE,
-    ENCODE,
-    FUSION,
-    MULTIVECTOR,
-    RERANK,
-    SPARSE,
+    STAGE_DENSE,
+    STAGE_ENCODE,
+    STAGE_FUSION,
+    STAGE_MULTIVECTOR,
     STAGE_ORDER,
+    STAGE_RERANK,
+    STAGE_SPARSE,
     DenseStage,
     FusionStage,
     MultivectorStage,
     SparseStage,
 )
+from rerankit.qdrant.ingest import IngestReport
 
 __all__ = [
-    "DENSE",
     "DOC_ID_KEY",
-    "ENCODE",
-    "FUSION",
-    "METADATA_KEY",
-    "MULTIVECTOR",
     "POINT_ID_KEY",
-    "RERANK",
-    "SPARSE",
     "STAGES_KEY",
     "STAGES_RUN_KEY",
+    "STAGE_DENSE",
+    "STAGE_ENCODE",
+    "STAGE_FUSION",
+    "STAGE_MULTIVECTOR",
     "STAGE_ORDER",
+    "STAGE_RERANK",
+    "STAGE_SPARSE",
     "CollectionNotFoundError",
     "DenseEncoder",
     "DenseStage",
@@ -89,6 +90,7 @@ __all__ = [
     "SparseStage",
     "StageLatency",
     "StageScore",
+    "VectorDimensionError",
     "VectorFieldError",
     "VectorFieldMismatchError",
     "render_results",

@@ -1,6 +1,6 @@
 """Query and document encoders of the multi-stage retriever.
 
-Two small protocols say what a stage needs:
+Two small protocols say what a stage needs (defined in :mod:`rerankit.qdrant.encoding`):
 
 * :class:`DenseEncoder`: ``embed_documents(texts)`` and ``embed_query(text)``, one vector each.
   Any LangChain ``Embeddings`` (e.g. :class:`rerankit.langchain.SentenceTransformerEmbeddings`)
@@ -17,37 +17,14 @@ Qdrant's MaxSim over them ranks as that reranker does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
-
 import numpy as np
 
+from rerankit._models import exclusive
 from rerankit.backends.local import LocalModel
 from rerankit.errors import BackendError, ConfigurationError
+from rerankit.qdrant.encoding import DenseEncoder, MultivectorEncoder
 
 __all__ = ["DenseEncoder", "MultivectorEncoder", "SentenceTransformerEncoder"]
-
-
-@runtime_checkable
-class DenseEncoder(Protocol):
-    """Encodes texts as one vector each (a LangChain ``Embeddings`` fits)."""
-
-    def embed_documents(self, texts: list[str]) -> Any:
-        """One vector per text: a ``(n, dim)`` array or a list of lists."""
-
-    def embed_query(self, text: str) -> Any:
-        """The query's vector."""
-
-
-@runtime_checkable
-class MultivectorEncoder(Protocol):
-    """Encodes texts as one ``(tokens, dim)`` matrix each, for MaxSim late interaction."""
-
-    def embed_document_tokens(self, texts: list[str]) -> Sequence[Any]:
-        """One ``(tokens, dim)`` matrix per text."""
-
-    def embed_query_tokens(self, text: str) -> Any:
-        """The query's ``(tokens, dim)`` matrix."""
 
 
 def _normalise_rows(matrix: np.ndarray) -> np.ndarray:
@@ -118,13 +95,15 @@ class SentenceTransformerEncoder(LocalModel):
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         try:
-            out = self._load().encode(
-                texts,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+            model = self._load()
+            with exclusive(model.tokenizer):  # encode() tokenises with per-call settings
+                out = model.encode(
+                    texts,
+                    batch_size=self.batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
         except RuntimeError as exc:
             raise BackendError(f"{self.model} failed to encode a batch: {exc}") from exc
         return np.asarray(out, dtype=np.float32)
@@ -143,13 +122,15 @@ class SentenceTransformerEncoder(LocalModel):
         if not texts:
             return []
         try:
-            out = self._load().encode(
-                texts,
-                batch_size=self.batch_size,
-                output_value="token_embeddings",
-                convert_to_numpy=False,
-                show_progress_bar=False,
-            )
+            model = self._load()
+            with exclusive(model.tokenizer):  # encode() tokenises with per-call settings
+                out = model.encode(
+                    texts,
+                    batch_size=self.batch_size,
+                    output_value="token_embeddings",
+                    convert_to_numpy=False,
+                    show_progress_bar=False,
+                )
         except RuntimeError as exc:
             raise BackendError(f"{self.model} failed to encode a batch: {exc}") from exc
         return [_normalise_rows(t.float().cpu().numpy()) for t in out]
@@ -169,13 +150,15 @@ class SentenceTransformerEncoder(LocalModel):
         if not texts:
             return np.zeros((0, 0), dtype=np.float32), []
         try:
-            out = self._load().encode(
-                texts,
-                batch_size=self.batch_size,
-                output_value=None,
-                convert_to_numpy=False,
-                show_progress_bar=False,
-            )
+            model = self._load()
+            with exclusive(model.tokenizer):  # encode() tokenises with per-call settings
+                out = model.encode(
+                    texts,
+                    batch_size=self.batch_size,
+                    output_value=None,
+                    convert_to_numpy=False,
+                    show_progress_bar=False,
+                )
         except RuntimeError as exc:
             raise BackendError(f"{self.model} failed to encode a batch: {exc}") from exc
         dense = np.stack([row["sentence_embedding"].float().cpu().numpy() for row in out])

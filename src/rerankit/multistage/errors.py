@@ -10,6 +10,7 @@ from __future__ import annotations
 from rerankit.errors import (
     CollectionNotFoundError,
     MissingVectorFieldError,
+    VectorDimensionError,
     VectorFieldError,
     VectorFieldMismatchError,
 )
@@ -17,6 +18,7 @@ from rerankit.errors import (
 __all__ = [
     "CollectionNotFoundError",
     "MissingVectorFieldError",
+    "VectorDimensionError",
     "VectorFieldError",
     "VectorFieldMismatchError",
 ]

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from rerankit.errors import ConfigurationError
 from rerankit.multistage.results import MultiStageResults
-from rerankit.multistage.stages import ENCODE, STAGE_ORDER
+from rerankit.multistage.stages import STAGE_ENCODE, STAGE_ORDER
 
 __all__ = ["LatencySummary", "StageLatency", "render_results"]
 
-_TIMING_ORDER = (ENCODE, *STAGE_ORDER, "pipeline", "total")
+_TIMING_ORDER = (STAGE_ENCODE, *STAGE_ORDER, "pipeline", "total")
 _SHORT = {"multivector": "mv"}
 
 

@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import Any
 
 from rerankit.annotate import RELEVANCE_SCORE_KEY, RERANK_KEY, rerank_block
+from rerankit.qdrant.names import PAYLOAD_DOC_ID
 from rerankit.types import RerankResult, RerankResults
 
 __all__ = [
@@ -15,13 +16,12 @@ __all__ = [
     "POINT_ID_KEY",
     "STAGES_KEY",
     "STAGES_RUN_KEY",
-    "IngestReport",
     "MultiStageHit",
     "MultiStageResults",
     "StageScore",
 ]
 
-DOC_ID_KEY = "doc_id"
+DOC_ID_KEY = PAYLOAD_DOC_ID
 """Metadata key of the document's own id (``None`` when it had none)."""
 POINT_ID_KEY = "point_id"
 """Metadata key of the Qdrant point id (the content hash of the text)."""
@@ -184,33 +184,3 @@ class MultiStageResults(list[MultiStageHit]):
             f"MultiStageResults({len(self)} hits, stages_run={list(self.stages_run)}, "
             f"empty_reason={self.empty_reason!r})"
         )
-
-
-@dataclass(frozen=True, slots=True)
-class IngestReport:
-    """What an ingestion did.
-
-    ``received`` documents came in; ``duplicates`` of them repeated an earlier text (same
-    content hash) and were folded; of the rest, ``skipped`` were already stored and
-    ``written`` were encoded and upserted. ``point_ids`` holds the point id of every input
-    document, in input order.
-
-    Example:
-        >>> from rerankit.multistage import IngestReport
-        >>> r = IngestReport(collection="docs", received=3, duplicates=1, skipped=0, written=2,
-        ...                  point_ids=("a", "b", "a"))
-        >>> r.unique
-        2
-    """
-
-    collection: str
-    received: int
-    duplicates: int
-    skipped: int
-    written: int
-    point_ids: tuple[str, ...]
-
-    @property
-    def unique(self) -> int:
-        """Distinct texts among the inputs."""
-        return self.received - self.duplicates

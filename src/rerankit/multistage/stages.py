@@ -7,59 +7,49 @@
 4. then any rerankit reranker on the short list (configured on
    :class:`~rerankit.multistage.QdrantMultiStage`).
 
-Every stage has a ``limit``: how many points it passes on. ``vector_name`` is the field it
-reads in the collection (and that ingestion writes).
+Every stage has a ``limit``: how many points it passes on. A stage that reads a vector field is
+that field's :mod:`rerankit.qdrant` schema entry plus its limit (and encoder): ``vector_name``
+is the field it reads (and that ingestion writes), named as :mod:`rerankit.qdrant.names` says by
+default. Stage names (``STAGE_*``: ``"dense"``, ``"sparse"``, ...) are not vector names: the
+sparse stage reads the ``"bm25"`` field.
 """
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import Literal
 
 from rerankit.errors import ConfigurationError
-from rerankit.multistage.encoders import DenseEncoder, MultivectorEncoder
+from rerankit.qdrant.encoding import DenseEncoder, MultivectorEncoder
+from rerankit.qdrant.schema import DenseField, MultivectorField, SparseField
 
 __all__ = [
-    "DENSE",
-    "ENCODE",
-    "FUSION",
-    "MULTIVECTOR",
-    "RERANK",
-    "SPARSE",
+    "STAGE_DENSE",
+    "STAGE_ENCODE",
+    "STAGE_FUSION",
+    "STAGE_MULTIVECTOR",
     "STAGE_ORDER",
+    "STAGE_RERANK",
+    "STAGE_SPARSE",
     "DenseStage",
     "FusionStage",
     "MultivectorStage",
     "SparseStage",
 ]
 
-ENCODE = "encode"
-DENSE = "dense"
-SPARSE = "sparse"
-FUSION = "fusion"
-MULTIVECTOR = "multivector"
-RERANK = "rerank"
-STAGE_ORDER = (DENSE, SPARSE, FUSION, MULTIVECTOR, RERANK)
+STAGE_ENCODE = "encode"
+STAGE_DENSE = "dense"
+STAGE_SPARSE = "sparse"
+STAGE_FUSION = "fusion"
+STAGE_MULTIVECTOR = "multivector"
+STAGE_RERANK = "rerank"
+STAGE_ORDER = (STAGE_DENSE, STAGE_SPARSE, STAGE_FUSION, STAGE_MULTIVECTOR, STAGE_RERANK)
 """Stage names, in pipeline order (the keys of ``metadata["stages"]``)."""
-
-Distance = Literal["cosine", "dot"]
-_DISTANCES = ("cosine", "dot")
 
 
 def _check_limit(owner: str, limit: object) -> None:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ConfigurationError(f"{owner}.limit must be a positive int, got {limit!r}")
-
-
-def _check_name(owner: str, name: object) -> None:
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigurationError(f"{owner}.vector_name must be a non-empty str, got {name!r}")
-
-
-def _check_distance(owner: str, distance: object) -> None:
-    if distance not in _DISTANCES:
-        raise ConfigurationError(f"{owner}.distance must be one of {_DISTANCES}, got {distance!r}")
 
 
 def _check_encoder(owner: str, encoder: object, protocol: type, methods: str) -> None:
@@ -70,7 +60,7 @@ def _check_encoder(owner: str, encoder: object, protocol: type, methods: str) ->
 
 
 @dataclass(frozen=True, kw_only=True)
-class DenseStage:
+class DenseStage(DenseField):
     """Prefetch by a dense vector.
 
     ``encoder`` is any :class:`~rerankit.multistage.DenseEncoder` (a LangChain ``Embeddings``
@@ -84,26 +74,26 @@ class DenseStage:
     """
 
     limit: int = 100
-    vector_name: str = "dense"
     encoder: DenseEncoder | None = None
-    distance: Distance = "cosine"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check_limit("DenseStage", self.limit)
-        _check_name("DenseStage", self.vector_name)
-        _check_distance("DenseStage", self.distance)
         _check_encoder(
             "DenseStage", self.encoder, DenseEncoder, "embed_documents() and embed_query()"
         )
 
 
 @dataclass(frozen=True, kw_only=True)
-class SparseStage:
+class SparseStage(SparseField):
     """Prefetch by BM25 sparse vectors, with Qdrant's IDF modifier (no model involved).
 
     Documents get BM25 term weights (``k1``, ``b``, ``avg_doc_len``), queries weight 1 per
     term, and Qdrant multiplies by IDF, so the score is BM25. ``avg_doc_len=None`` measures it
     on the first ingestion into the collection and keeps it in the collection's metadata.
+    ``source="title"`` reads titles only (``metadata["title"]``; use
+    ``vector_name="title_bm25"``, :data:`rerankit.qdrant.VECTOR_TITLE_BM25`): the cheap first
+    stage of a search over many long documents.
 
     Example:
         >>> from rerankit.multistage import SparseStage
@@ -112,27 +102,10 @@ class SparseStage:
     """
 
     limit: int = 100
-    vector_name: str = "bm25"
-    k1: float = 1.2
-    b: float = 0.75
-    avg_doc_len: float | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check_limit("SparseStage", self.limit)
-        _check_name("SparseStage", self.vector_name)
-        if not isinstance(self.k1, numbers.Real) or isinstance(self.k1, bool) or self.k1 < 0:
-            raise ConfigurationError(f"SparseStage.k1 must be a number >= 0, got {self.k1!r}")
-        if not isinstance(self.b, numbers.Real) or isinstance(self.b, bool) or not 0 <= self.b <= 1:
-            raise ConfigurationError(f"SparseStage.b must be in [0, 1], got {self.b!r}")
-        if self.avg_doc_len is not None and (
-            not isinstance(self.avg_doc_len, numbers.Real)
-            or isinstance(self.avg_doc_len, bool)
-            or self.avg_doc_len <= 0
-        ):
-            raise ConfigurationError(
-                f"SparseStage.avg_doc_len must be a positive number or None, got "
-                f"{self.avg_doc_len!r}"
-            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,7 +133,7 @@ class FusionStage:
 
 
 @dataclass(frozen=True, kw_only=True)
-class MultivectorStage:
+class MultivectorStage(MultivectorField):
     """Rescore the previous stage's points inside Qdrant by MaxSim over a multivector field.
 
     Runs as the outer query of a nested prefetch, so Qdrant scores only the points the earlier
@@ -178,14 +151,11 @@ class MultivectorStage:
     """
 
     limit: int = 20
-    vector_name: str = "multivector"
     encoder: MultivectorEncoder | None = None
-    distance: Distance = "dot"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check_limit("MultivectorStage", self.limit)
-        _check_name("MultivectorStage", self.vector_name)
-        _check_distance("MultivectorStage", self.distance)
         _check_encoder(
             "MultivectorStage",
             self.encoder,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from rerankit.base import Reranker
 from rerankit.errors import ConfigurationError
 from rerankit.rag.prompt import ABSTAIN_ANSWER, Source
-from rerankit.registry import from_spec
+from rerankit.registry import as_reranker
 from rerankit.threshold import ThresholdPolicy
 from rerankit.types import Candidate, RerankResults
 
@@ -128,7 +128,7 @@ class ExtractiveAnswerer:
         """The sentence scorer (built on first use from the spec, default ``"embedding"``)."""
         with self._lock:
             if self._reranker is None:
-                self._reranker = from_spec(self._spec or "embedding")
+                self._reranker = as_reranker(self._spec or "embedding")
             return self._reranker
 
     def _candidates(self, sources: Sequence[Source]) -> tuple[list[Candidate], list[Source]]:
