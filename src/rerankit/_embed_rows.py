@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rerankit._models import exclusive
+from rerankit._models import encoding
 
 __all__ = ["embed_rows"]
 
@@ -23,7 +23,7 @@ def embed_rows(
     if not texts:
         return []
     model = load()
-    with exclusive(model.tokenizer):  # encode() tokenises with per-call settings
+    with encoding(model):  # encode() tokenises with per-call settings
         vectors = model.encode(
             list(texts),
             batch_size=batch_size,

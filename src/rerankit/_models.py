@@ -61,3 +61,9 @@ def exclusive(model: Any) -> threading.RLock:
         except TypeError:  # not weak-referenceable: one lock per object id, kept
             lock = _id_locks.setdefault(id(model), threading.RLock())
         return lock
+
+
+def encoding(model: Any) -> threading.RLock:
+    """:func:`exclusive` for a model's ``encode()``: its tokenizer's lock (the model's own when
+    it has no ``tokenizer``)."""
+    return exclusive(getattr(model, "tokenizer", model))

@@ -43,8 +43,9 @@ def rerank_block(
     ``rank`` is the 0-based position after reranking and ``original_rank`` the position in the
     retrieved list. ``fallback`` is True when the document was not reranked by the primary
     reranker of a :class:`~rerankit.FallbackReranker`; ``fallback_reason`` then says why. With
-    ``results``, the block also says what the whole call did: the score space, how many
-    documents came in and were returned, and the timings in milliseconds.
+    ``results``, the block also says what the whole call did: the score space and how many
+    documents came in and were returned. (Timings stay on the list, ``.results.timings``, and
+    in the framework's trace, so equal inputs give equal metadata.)
     """
     block: dict[str, Any] = {
         "score": result.score,
@@ -63,7 +64,6 @@ def rerank_block(
         block["score_space"] = results.score_space
         block["candidates"] = results.candidates
         block["returned"] = len(results)
-        block["timings_ms"] = dict(results.timings)
     return block
 
 

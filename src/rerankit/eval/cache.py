@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from rerankit._models import exclusive
+from rerankit._models import encoding
 from rerankit.base import Reranker
 from rerankit.errors import ConfigurationError
 from rerankit.eval._progress import progress_bar
@@ -192,7 +192,7 @@ class EmbeddingCache:
         with progress_bar(total=len(texts), desc=desc, unit="doc", enabled=self.progress) as bar:
             for start in range(0, len(order), chunk):
                 batch = [texts[i] for i in order[start : start + chunk]]
-                with exclusive(encoder.tokenizer):  # encode() tokenises with per-call settings
+                with encoding(encoder):  # encode() tokenises with per-call settings
                     out = encoder.encode(
                         batch,
                         batch_size=batch_size,

@@ -25,8 +25,8 @@ class RerankCompressor(RerankSettings, BaseDocumentCompressor):
     Drops into ``ContextualCompressionRetriever`` and any LCEL chain. Returns copies of the
     input documents, best first, with ``metadata["relevance_score"]`` (calibrated, in [0, 1]),
     ``metadata["retrieval_score"]`` (the first-stage score, when the input had one there) and
-    ``metadata["rerank"]`` (raw score, score space, rank, original rank, backend, model,
-    candidate count and timings). ``Document.id`` is kept; the input documents are never
+    ``metadata["rerank"]`` (raw score, score space, rank, original rank, backend, model and
+    candidate count). ``Document.id`` is kept; the input documents are never
     modified. ``reranker=None`` keeps the retrieval order (no model), with the same metadata.
 
     Each call is a LangChain child run named ``rerank`` of the ``callbacks`` it is given, so
