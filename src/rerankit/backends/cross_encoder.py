@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import threading
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -90,7 +91,7 @@ class CrossEncoderReranker(LocalReranker):
     def __init__(
         self,
         *,
-        model: str,
+        model: str | os.PathLike[str],
         device: str | None = None,
         batch_size: int = 32,
         max_length: int | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,7 +42,7 @@ class EmbeddingReranker(LocalReranker):
     def __init__(
         self,
         *,
-        model: str | None = None,
+        model: str | os.PathLike[str] | None = None,
         device: str | None = None,
         batch_size: int = 32,
         max_length: int | None = None,

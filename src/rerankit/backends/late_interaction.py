@@ -11,6 +11,7 @@ Two encoders produce the token embeddings:
 from __future__ import annotations
 
 import json
+import os
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -374,7 +375,7 @@ class LateInteractionReranker(LocalReranker):
     def __init__(
         self,
         *,
-        model: str | None = None,
+        model: str | os.PathLike[str] | None = None,
         device: str | None = None,
         batch_size: int = 32,
         max_length: int | None = None,

@@ -10,6 +10,7 @@ every local model's options are named and validated by one rule.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -49,14 +50,19 @@ class LocalModel:
     def _set_model_options(
         self,
         *,
-        model: str | None,
+        model: str | os.PathLike[str] | None,
         device: str | None,
         batch_size: int,
         max_length: int | None,
         dtype: str,
         trust_remote_code: bool,
     ) -> None:
-        """Validate and store the model options; ``model=None`` picks the offline MiniLM."""
+        """Validate and store the model options; ``model=None`` picks the offline MiniLM.
+
+        ``model`` is a hub id or a local folder (a ``str`` or an ``os.PathLike``).
+        """
+        if isinstance(model, os.PathLike):
+            model = os.fspath(model)
         if self._model_required:
             if not isinstance(model, str) or not model.strip():
                 raise ConfigurationError("model must be a non-empty hub id or local path")
@@ -118,7 +124,7 @@ class LocalReranker(LocalModel, Reranker):
     def __init__(
         self,
         *,
-        model: str | None,
+        model: str | os.PathLike[str] | None,
         device: str | None,
         batch_size: int,
         max_length: int | None,
