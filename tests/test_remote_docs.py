@@ -10,7 +10,11 @@ import pytest
 
 MODULES = [
     "rerankit.remote.base",
-    "rerankit.remote.resilience",
+    "rerankit.remote.limits",
+    "rerankit.remote.parsing",
+    "rerankit.remote.prompting",
+    "rerankit.remote.secrets",
+    "rerankit.remote.openai",
     "rerankit.remote.usage",
     "rerankit.backends.cohere",
     "rerankit.backends.llm",

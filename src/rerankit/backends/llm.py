@@ -15,22 +15,23 @@ Two modes:
   ids) into a permutation of that window, so a document only ever moves as itself. The raw
   score is the final rank mapped to ``(n - rank) / n``.
 
-Prompts delimit the query and every document with tags and escape ``<``, ``>`` and ``&`` inside
-them, so a document cannot close its block, forge another, or add instructions: the model is
-told that everything inside the tags is data.
+Prompts delimit the query and every document with tags and escape their text with
+:func:`~rerankit.remote.prompting.escape_prompt_text` (NFKC, then ``<``, ``>``, ``&`` and their
+look-alikes), so a document cannot close its block, forge another, or add instructions: the
+model is told that everything inside the tags is data.
+
+Requests go through the one OpenAI-compatible client layer of :mod:`rerankit.remote.openai`,
+the same as the chat models'.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import re
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypeVar
 
-from rerankit._deps import require
 from rerankit.base import ScoreBatch
 from rerankit.calibration import ScoreSpace
 from rerankit.errors import ConfigurationError
@@ -38,14 +39,14 @@ from rerankit.remote.base import (
     RemoteReranker,
     check_options,
     check_positive_int,
-    check_str_mapping,
     check_text,
 )
 from rerankit.remote.errors import MalformedResponseError
-from rerankit.remote.http import status_failure
-from rerankit.remote.parsing import field
-from rerankit.remote.resilience import BadResponse, Deadline, Failure
-from rerankit.remote.secrets import MASK, resolve_api_key
+from rerankit.remote.openai import OpenAIEndpoint, read_completion
+from rerankit.remote.parsing import yes_no_probability
+from rerankit.remote.prompting import escape_prompt_text
+from rerankit.remote.resilience import Deadline, Failure
+from rerankit.remote.secrets import SecretMap, resolve_api_key
 from rerankit.remote.usage import UsageMeter
 
 if TYPE_CHECKING:
@@ -60,8 +61,8 @@ log = logging.getLogger("rerankit.remote")
 
 Mode = Literal["pointwise", "listwise"]
 Messages = list[dict[str, str]]
-Answer = tuple[str, Any]
-"""An answer's text and its token logprobs (``None`` when absent)."""
+Answer = tuple[str, "float | None"]
+"""An answer's text and P(yes) from its token logprobs (``None`` when they offer none)."""
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
 
@@ -108,17 +109,15 @@ Rank the {n} documents above by relevance to the query. Answer only with their i
 [2] > [1] > [3], each id from 1 to {n} exactly once."""
 
 _YES = "yes"
-_NO = "no"
 _ANSWER = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?!\w|\.\d)")
-_WORDLIKE = re.compile(r"\w")
 _BRACKETED = re.compile(r"\[\s*([^\]]*?)\s*\]")
 _INTEGER = re.compile(r"(?<![\w.])(\d+)(?!\w|\.\d)")
 
 
-def escape(text: str) -> str:
-    """Escape ``&``, ``<`` and ``>`` so text cannot open or close a prompt tag."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+escape = escape_prompt_text
+"""Escape prompt text so it cannot open or close a tag (see
+:func:`~rerankit.remote.prompting.escape_prompt_text`)."""
 
 
 def parse_grade(content: str) -> float | None:
@@ -187,35 +186,6 @@ def parse_ranking(content: str, n: int) -> Ranking:
     return Ranking(order + missing, len(order), dropped + len(missing))
 
 
-def _yes_no_probability(content_logprobs: Any) -> float | None:
-    """P(yes) / (P(yes) + P(no)) at the first answer token that offers yes or no."""
-    if not content_logprobs:
-        return None
-    for token in content_logprobs:
-        mass = {_YES: 0.0, _NO: 0.0}
-        candidates = list(field(token, "top_logprobs") or [])
-        candidates.append(token)
-        seen: set[str] = set()
-        for candidate in candidates:
-            text = field(candidate, "token")
-            logprob = field(candidate, "logprob")
-            if not isinstance(text, str) or not isinstance(logprob, int | float):
-                continue
-            if text in seen:
-                continue
-            seen.add(text)
-            word = text.strip().lower()
-            if word in mass and math.isfinite(logprob):
-                mass[word] += math.exp(logprob)
-        total = mass[_YES] + mass[_NO]
-        if total > 0:
-            return mass[_YES] / total
-        text = field(token, "token")
-        if isinstance(text, str) and _WORDLIKE.search(text):
-            return None  # the first word of the answer offers neither yes nor no
-    return None
-
-
 class LLMReranker(RemoteReranker):
     """Reranks with a chat LLM behind any OpenAI-compatible API, pointwise or listwise.
 
@@ -273,8 +243,8 @@ class LLMReranker(RemoteReranker):
         temperature: float | None = 0.0,
         max_output_tokens: int | None = None,
         max_document_chars: int | None = 4000,
-        default_headers: Mapping[str, str] | None = None,
-        default_query: Mapping[str, str] | None = None,
+        default_headers: Mapping[str, str | SecretStr] | None = None,
+        default_query: Mapping[str, str | SecretStr] | None = None,
         **options: Unpack[RemoteOptions],
     ) -> None:
         check_options(type(self), options)
@@ -306,8 +276,8 @@ class LLMReranker(RemoteReranker):
             check_positive_int("max_output_tokens", max_output_tokens)
         if max_document_chars is not None:
             check_positive_int("max_document_chars", max_document_chars)
-        gateway_headers = check_str_mapping("default_headers", default_headers)
-        gateway_query = check_str_mapping("default_query", default_query)
+        gateway_headers = SecretMap("default_headers", default_headers)
+        gateway_query = SecretMap("default_query", default_query)
         options.setdefault("timeout", 60.0)  # LLMs answer slower than rerank APIs
         options.setdefault("deadline", 120.0)
         super().__init__(**options)
@@ -327,9 +297,15 @@ class LLMReranker(RemoteReranker):
         self.temperature = temperature
         self.max_output_tokens = max_output_tokens
         self.max_document_chars = max_document_chars
-        self._default_headers = gateway_headers
-        self._default_query = gateway_query
         self._api_key = key
+        self._openai = OpenAIEndpoint(
+            base_url=self.base_url,
+            api_key=key,
+            default_headers=gateway_headers,
+            default_query=gateway_query,
+            timeout=self.timeout,
+            feature="LLMReranker",
+        )
 
     @property
     def model_name(self) -> str:
@@ -345,7 +321,7 @@ class LLMReranker(RemoteReranker):
 
     def _secrets(self) -> list[str]:
         # Gateway headers and query parameters often carry keys too (Azure's api-key).
-        return [*super()._secrets(), *self._default_headers.values(), *self._default_query.values()]
+        return self._openai._secrets()
 
     def _settings(self) -> dict[str, Any]:
         return {
@@ -357,46 +333,20 @@ class LLMReranker(RemoteReranker):
             "temperature": self.temperature,
             "max_output_tokens": self.max_output_tokens,
             "max_document_chars": self.max_document_chars,
-            "default_headers": dict.fromkeys(self._default_headers, MASK),
-            "default_query": dict.fromkeys(self._default_query, MASK),
+            "default_headers": self._openai.masked_headers(),
+            "default_query": self._openai.masked_query(),
         }
 
     # -- clients -------------------------------------------------------------------------------
 
-    def _client_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "api_key": self._sdk_key(),
-            "timeout": self.timeout,
-            "max_retries": 0,
-        }
-        if self.base_url is not None:
-            kwargs["base_url"] = self.base_url
-        if self._default_headers:
-            kwargs["default_headers"] = self._default_headers
-        if self._default_query:
-            kwargs["default_query"] = self._default_query
-        return kwargs
-
     def _new_client(self) -> Any:
-        openai = require("openai", extra="openai", feature="LLMReranker")
-        return openai.OpenAI(**self._client_kwargs())
+        return self._openai._new_client()
 
     def _new_async_client(self) -> Any:
-        openai = require("openai", extra="openai", feature="LLMReranker")
-        return openai.AsyncOpenAI(**self._client_kwargs())
+        return self._openai._new_async_client()
 
     def _classify(self, exc: BaseException) -> Failure | None:
-        openai: Any = sys.modules.get("openai")
-        if openai is not None:
-            if isinstance(exc, openai.APITimeoutError):
-                return Failure("timeout", "the request timed out")
-            if isinstance(exc, openai.APIConnectionError):
-                return Failure("connection", f"connection error ({type(exc).__name__})")
-            if isinstance(exc, openai.APIStatusError):
-                return status_failure(exc.status_code, exc.response.headers, exc.body)
-            if isinstance(exc, openai.APIResponseValidationError):
-                return Failure("malformed", "the answer does not match the chat completion schema")
-        return None
+        return self._openai.classify(exc)
 
     # -- prompts and answers -------------------------------------------------------------------
 
@@ -424,6 +374,7 @@ class LLMReranker(RemoteReranker):
             "messages": messages,
             "max_tokens": self.max_output_tokens or max_tokens,
             "timeout": timeout,
+            **self._openai.request_extras(),
         }
         if self.temperature is not None:
             kwargs["temperature"] = self.temperature
@@ -434,23 +385,13 @@ class LLMReranker(RemoteReranker):
 
     @staticmethod
     def _read(response: Any, meter: UsageMeter) -> Answer:
-        """The answer text and its token logprobs (``None`` when absent)."""
-        usage = field(response, "usage")
-        meter.add(
-            input_tokens=field(usage, "prompt_tokens"),
-            output_tokens=field(usage, "completion_tokens"),
-        )
-        choices = field(response, "choices")
-        if not isinstance(choices, list) or not choices:
-            raise BadResponse("the answer has no choices")
-        choice = choices[0]
-        content = field(field(choice, "message"), "content")
-        if content is not None and not isinstance(content, str):
-            raise BadResponse(f"the answer's content is a {type(content).__name__}, not text")
-        return content or "", field(field(choice, "logprobs"), "content")
+        """The answer text and P(yes) from its token logprobs (``None`` when absent), read
+        inside the request so that a malformed answer fails it."""
+        completion = read_completion(response, meter)
+        return completion.text, yes_no_probability(completion.logprobs)
 
     def _pointwise_scores(self, answers: list[Answer], meter: UsageMeter) -> list[float]:
-        probabilities = [_yes_no_probability(logprobs) for _, logprobs in answers]
+        probabilities = [probability for _, probability in answers]
         if self.logprobs and all(p is not None for p in probabilities):
             meter.note("scoring", "logprobs")
             return [float(p) for p in probabilities if p is not None]

@@ -18,10 +18,10 @@ from rerankit.langchain.compressor import RerankCompressor, RerankedDocuments  #
 from rerankit.langchain.retriever import RerankRetriever  # noqa: E402
 
 if TYPE_CHECKING:
+    from rerankit.langchain.chat import ChatOpenAICompatible
     from rerankit.langchain.embeddings import BM25SparseEmbeddings, SentenceTransformerEmbeddings
     from rerankit.langchain.multistage import MultiStageDocuments, QdrantMultiStageRetriever
     from rerankit.langchain.rag import (
-        ChatOpenAICompatible,
         RagChainOutput,
         build_qdrant_store,
         build_rag_chain,
@@ -35,7 +35,7 @@ __getattr__, __dir__ = lazy_exports(
         "SentenceTransformerEmbeddings": "rerankit.langchain.embeddings",
         "MultiStageDocuments": "rerankit.langchain.multistage",
         "QdrantMultiStageRetriever": "rerankit.langchain.multistage",
-        "ChatOpenAICompatible": "rerankit.langchain.rag",
+        "ChatOpenAICompatible": "rerankit.langchain.chat",
         "RagChainOutput": "rerankit.langchain.rag",
         "build_qdrant_store": "rerankit.langchain.rag",
         "build_rag_chain": "rerankit.langchain.rag",

@@ -24,10 +24,10 @@ from rerankit.llama_index.postprocessor import RerankedNodes, RerankPostprocesso
 
 if TYPE_CHECKING:
     from rerankit.llama_index.embeddings import SentenceTransformerEmbedding
+    from rerankit.llama_index.llm import OpenAICompatibleLLM
     from rerankit.llama_index.multistage import MultiStageNodes, QdrantMultiStageRetriever
     from rerankit.llama_index.rag import (
         CitingSynthesizer,
-        OpenAICompatibleLLM,
         build_qdrant_index,
         build_query_engine,
         generator_from_env,
@@ -40,7 +40,7 @@ __getattr__, __dir__ = lazy_exports(
         "MultiStageNodes": "rerankit.llama_index.multistage",
         "QdrantMultiStageRetriever": "rerankit.llama_index.multistage",
         "CitingSynthesizer": "rerankit.llama_index.rag",
-        "OpenAICompatibleLLM": "rerankit.llama_index.rag",
+        "OpenAICompatibleLLM": "rerankit.llama_index.llm",
         "build_qdrant_index": "rerankit.llama_index.rag",
         "build_query_engine": "rerankit.llama_index.rag",
         "generator_from_env": "rerankit.llama_index.rag",
