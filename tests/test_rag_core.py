@@ -590,5 +590,3 @@ def test_openai_adapter_helpers(monkeypatch: pytest.MonkeyPatch) -> None:
     assert holder.get(make) is chat and made == ["chat"]
     assert chat.resilience.retry.max_retries == 0 and chat.deadline == 9.0
     assert copy.deepcopy(holder).get(make) is not chat  # a copy gets its own
-
-

@@ -11,7 +11,7 @@ from rerankit.calibration import ScoreSpace
 from rerankit.errors import ConfigurationError
 from rerankit.remote.base import RemoteReranker, check_options, check_positive_int, check_text
 from rerankit.remote.http import classify_httpx, status_failure
-from rerankit.remote.parsing import count, field, json_checker, scores_by_index
+from rerankit.remote.parsing import capture_body, count, field, json_checker, scores_by_index
 from rerankit.remote.resilience import BadResponse, Deadline, Failure
 from rerankit.remote.secrets import SecretGetter, resolve_api_key
 from rerankit.remote.transport import async_client, sync_client
@@ -205,8 +205,9 @@ class CohereReranker(RemoteReranker):
         sdk = self._client().sdk
 
         def send(documents: list[str], timeout: float) -> list[float]:
-            response = sdk.rerank(**self._request(query, documents, timeout))
-            return self._read(response, len(documents), meter)
+            with capture_body() as body:
+                response = sdk.rerank(**self._request(query, documents, timeout))
+            return self._read(body.or_else(response), len(documents), meter)
 
         return self._score_batches(
             texts, send, size=self.batch_size, request=_REQUEST, deadline=deadline, meter=meter
@@ -218,8 +219,9 @@ class CohereReranker(RemoteReranker):
         sdk = self._aclient().sdk
 
         async def send(documents: list[str], timeout: float) -> list[float]:
-            response = await sdk.rerank(**self._request(query, documents, timeout))
-            return self._read(response, len(documents), meter)
+            with capture_body() as body:
+                response = await sdk.rerank(**self._request(query, documents, timeout))
+            return self._read(body.or_else(response), len(documents), meter)
 
         return await self._ascore_batches(
             texts, send, size=self.batch_size, request=_REQUEST, deadline=deadline, meter=meter

@@ -43,7 +43,7 @@ from rerankit.remote.base import (
 )
 from rerankit.remote.errors import MalformedResponseError
 from rerankit.remote.openai import OpenAIEndpoint, read_completion
-from rerankit.remote.parsing import yes_no_probability
+from rerankit.remote.parsing import capture_body, yes_no_probability
 from rerankit.remote.prompting import escape_prompt_text
 from rerankit.remote.resilience import Deadline, Failure
 from rerankit.remote.secrets import SecretMap, resolve_api_key
@@ -513,7 +513,9 @@ class LLMReranker(RemoteReranker):
 
         def ask(messages: Messages, timeout: float, *, max_tokens: int, logprobs: bool) -> Answer:
             kwargs = self._request(messages, timeout, max_tokens=max_tokens, logprobs=logprobs)
-            return self._read(client.chat.completions.create(**kwargs), meter)
+            with capture_body() as body:
+                response = client.chat.completions.create(**kwargs)
+            return self._read(body.or_else(response), meter)
 
         if self.mode == "pointwise":
             jobs = self._judgements(query, texts, ask)
@@ -541,7 +543,9 @@ class LLMReranker(RemoteReranker):
             messages: Messages, timeout: float, *, max_tokens: int, logprobs: bool
         ) -> Answer:
             kwargs = self._request(messages, timeout, max_tokens=max_tokens, logprobs=logprobs)
-            return self._read(await client.chat.completions.create(**kwargs), meter)
+            with capture_body() as body:
+                response = await client.chat.completions.create(**kwargs)
+            return self._read(body.or_else(response), meter)
 
         if self.mode == "pointwise":
             jobs = self._judgements(query, texts, ask)

@@ -26,7 +26,7 @@ from rerankit._deps import require
 from rerankit.remote.http import status_failure
 from rerankit.remote.limits import Deadline, RetryPolicy
 from rerankit.remote.loops import Clients
-from rerankit.remote.parsing import count, field, json_checker
+from rerankit.remote.parsing import capture_body, count, field, json_checker
 from rerankit.remote.resilience import BadResponse, Failure, Resilience
 from rerankit.remote.secrets import SecretMap, guard_logs, redact
 from rerankit.remote.transport import async_client, sync_client
@@ -268,7 +268,9 @@ class OpenAIChat:
         client = self.endpoint.clients.sync()
 
         def job(timeout: float) -> Completion:
-            return read_completion(client.chat.completions.create(**self._kwargs(body, timeout)))
+            with capture_body() as sent:
+                response = client.chat.completions.create(**self._kwargs(body, timeout))
+            return read_completion(sent.or_else(response))
 
         return self.resilience.call(
             job, deadline=Deadline(self.deadline), meter=UsageMeter(), what=_REQUEST
@@ -279,8 +281,9 @@ class OpenAIChat:
         client = self.endpoint.clients.current()
 
         async def job(timeout: float) -> Completion:
-            response = await client.chat.completions.create(**self._kwargs(body, timeout))
-            return read_completion(response)
+            with capture_body() as sent:
+                response = await client.chat.completions.create(**self._kwargs(body, timeout))
+            return read_completion(sent.or_else(response))
 
         return await self.resilience.acall(
             job, deadline=Deadline(self.deadline), meter=UsageMeter(), what=_REQUEST

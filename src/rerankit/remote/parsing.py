@@ -6,19 +6,24 @@ never a stray ``OverflowError``, ``UnicodeDecodeError`` or ``TypeError``: a body
 UTF-8 JSON (gzip sent without ``Content-Encoding``, HTML with status 200), a score too large
 for a float, NaN or infinite, a positive log-probability. Every backend reads its answers
 here, the SDK-based ones through :func:`json_checker`, an ``httpx`` response hook that checks a
-body before the SDK parses it.
+body before the SDK parses it and hands the body, as sent, to :func:`capture_body`: the SDKs
+coerce values (``"0"`` to ``0``, ``true`` to ``1.0``) that a strict reading must refuse.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from rerankit.remote.errors import BadResponse
 
 __all__ = [
+    "Body",
+    "capture_body",
     "count",
     "field",
     "json_checker",
@@ -100,16 +105,50 @@ def read_json(
     return data
 
 
+class Body:
+    """The JSON body of the 2xx answer of a request made in a :func:`capture_body` block."""
+
+    __slots__ = ("filled", "value")
+
+    def __init__(self) -> None:
+        self.filled = False
+        self.value: Any = None
+
+    def or_else(self, parsed: Any) -> Any:
+        """The body as sent when captured, else ``parsed`` (what the SDK made of it)."""
+        return self.value if self.filled else parsed
+
+
+_body: contextvars.ContextVar[Body | None] = contextvars.ContextVar(
+    "rerankit_captured_body", default=None
+)
+
+
+@contextmanager
+def capture_body() -> Iterator[Body]:
+    """Capture, for this thread or task, the body that :func:`json_checker` reads."""
+    body = Body()
+    token = _body.set(body)
+    try:
+        yield body
+    finally:
+        _body.reset(token)
+
+
 def json_checker(
     expect: type | tuple[type, ...], *, asynchronous: bool
 ) -> Callable[[Any], Any] | Callable[[Any], Awaitable[Any]]:
-    """An ``httpx`` ``response`` event hook that reads a 2xx body and checks it with
-    :func:`read_json` (for SDKs, which would raise ``TypeError`` or ``UnicodeDecodeError``)."""
+    """An ``httpx`` ``response`` event hook that reads a 2xx body, checks it with
+    :func:`read_json` (SDKs would raise ``TypeError`` or ``UnicodeDecodeError``) and hands it
+    to the running :func:`capture_body` block."""
 
     def check(response: Any) -> None:
-        read_json(
+        data = read_json(
             response.content, expect=expect, content_type=response.headers.get("content-type")
         )
+        body = _body.get()
+        if body is not None:
+            body.filled, body.value = True, data
 
     if asynchronous:
 

@@ -76,8 +76,13 @@ T = TypeVar("T")
 
 FailureKind = Literal["status", "connection", "timeout", "malformed", "error"]
 
-_REQUEST_GRACE = 0.25
-"""Seconds an async request may overrun its own timeout before it is cancelled outright."""
+_REQUEST_GRACE = 0.05
+"""Seconds an async request may overrun its own timeout before it is cancelled outright (so
+that the client's own timeout, the more precise error, fires first when it can)."""
+
+_CALL_GRACE = 0.25
+"""Seconds a multi-request call waits past its deadline for its requests' own errors (each
+request already ends at its budget)."""
 
 _JOIN_GRACE = 1.0
 """Seconds a multi-request call waits, after aborting them, for its workers to finish."""
@@ -407,7 +412,7 @@ class Resilience:
             remaining = deadline.remaining()
             done, pending = concurrent.futures.wait(
                 futures,
-                timeout=None if math.isinf(remaining) else max(0.0, remaining) + _REQUEST_GRACE,
+                timeout=None if math.isinf(remaining) else max(0.0, remaining) + _CALL_GRACE,
                 return_when=concurrent.futures.FIRST_EXCEPTION,
             )
             for future in futures:  # the first failure in job order, for a stable message

@@ -64,6 +64,10 @@ _ABORT_REPEAT = 0.05
 """Seconds between repeated aborts of a request that has not stopped yet (one that was still
 connecting when its transport was first closed)."""
 
+_ABORT_TRIES = 20
+"""Aborts of one request at most (a second's worth): a response that its reader neither reads
+nor closes is not waited for forever."""
+
 _request_end: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "rerankit_request_end", default=None
 )
@@ -220,14 +224,26 @@ def _classes(hx: ModuleType) -> tuple[type[Any], type[Any]]:
             self.aborted = False
             self.done = False
             self.lock = threading.Lock()
+            self.repeat: _Alarm | None = None
 
-        def abort(self) -> None:
+        def abort(self, tries: int = _ABORT_TRIES) -> None:
             with self.lock:
                 if self.done:
                     return
                 self.aborted = True
             self.inner.close()
-            WATCHDOG.schedule(time.monotonic() + _ABORT_REPEAT, self.abort)
+            if tries <= 1:
+                return
+            repeat = WATCHDOG.schedule(
+                time.monotonic() + _ABORT_REPEAT, functools.partial(self.abort, tries - 1)
+            )
+            with self.lock:
+                if self.done:
+                    repeat.cancel()
+                else:  # two aborts may race (watchdog and call scope): keep one repeat
+                    if self.repeat is not None:
+                        self.repeat.cancel()
+                    self.repeat = repeat
 
     class BodyStream(hx.SyncByteStream):  # type: ignore[misc, name-defined]
         def __init__(
@@ -247,8 +263,12 @@ def _classes(hx: ModuleType) -> tuple[type[Any], type[Any]]:
                         raise hx.ReadTimeout(BUDGET_EXHAUSTED, request=self._request)
                     yield chunk
             except hx.TransportError as exc:
+                self.close()  # the connection is done for: free the lease now
                 if self._lease.aborted and not isinstance(exc, hx.TimeoutException):
                     raise hx.ReadTimeout(BUDGET_EXHAUSTED, request=self._request) from None
+                raise
+            except BadResponse:
+                self.close()
                 raise
 
         def close(self) -> None:
@@ -281,6 +301,8 @@ def _classes(hx: ModuleType) -> tuple[type[Any], type[Any]]:
                 if lease.done:
                     return
                 lease.done = True
+                if lease.repeat is not None:
+                    lease.repeat.cancel()
             with self._lock:
                 self._live.discard(lease)
                 keep = not (lease.aborted or self._closed) and len(self._idle) < self._max_idle
