@@ -265,6 +265,7 @@ class OpenAIChat:
 
     def complete(self, body: Mapping[str, Any]) -> Completion:
         """POST ``/chat/completions`` with ``body`` (model, messages, ...) on the sync client."""
+        deadline = Deadline(self.deadline)  # from the call's start: making a client counts
         client = self.endpoint.clients.sync()
 
         def job(timeout: float) -> Completion:
@@ -272,12 +273,11 @@ class OpenAIChat:
                 response = client.chat.completions.create(**self._kwargs(body, timeout))
             return read_completion(sent.or_else(response))
 
-        return self.resilience.call(
-            job, deadline=Deadline(self.deadline), meter=UsageMeter(), what=_REQUEST
-        )
+        return self.resilience.call(job, deadline=deadline, meter=UsageMeter(), what=_REQUEST)
 
     async def acomplete(self, body: Mapping[str, Any]) -> Completion:
         """Async :meth:`complete`, on the running loop's client."""
+        deadline = Deadline(self.deadline)
         client = self.endpoint.clients.current()
 
         async def job(timeout: float) -> Completion:
@@ -286,7 +286,7 @@ class OpenAIChat:
             return read_completion(sent.or_else(response))
 
         return await self.resilience.acall(
-            job, deadline=Deadline(self.deadline), meter=UsageMeter(), what=_REQUEST
+            job, deadline=deadline, meter=UsageMeter(), what=_REQUEST
         )
 
     def close(self) -> None:
