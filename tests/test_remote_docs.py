@@ -18,6 +18,7 @@ MODULES = [
     "rerankit.remote.usage",
     "rerankit.backends.cohere",
     "rerankit.backends.llm",
+    "rerankit.backends.llm_answers",
     "rerankit.backends.http",
     "rerankit.backends.fallback",
 ]

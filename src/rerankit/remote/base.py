@@ -101,17 +101,6 @@ def check_text(name: str, value: object, *, allow_none: bool = False) -> str | N
     return value.strip()
 
 
-def check_str_mapping(name: str, value: object) -> dict[str, str]:
-    """``value`` (a mapping of str to str, or None) as a new dict."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise ConfigurationError(f"{name} must be a mapping of str to str")
-    return dict(value)
-
-
 def batch_labels(request: str, spans: list[range]) -> Callable[[int], str]:
     """Names of the requests of a call cut into ``spans``, for errors and logs."""
 

@@ -21,6 +21,10 @@ Anything else (4xx other than 429, malformed answers) fails on the first attempt
 client exception is never chained as it is: it and its traceback hold the request (URL,
 headers, body) in their locals, so the error's ``__cause__`` is a :class:`UpstreamError` that
 keeps only the exception's type and its redacted message.
+
+The sync and async loops (:meth:`Resilience.call` / :meth:`~Resilience.acall`,
+:meth:`~Resilience.call_all` / :meth:`~Resilience.acall_all`) mirror each other step by step;
+they are kept in one module so that they stay the same, which is why it runs past 400 lines.
 """
 
 from __future__ import annotations
@@ -33,8 +37,7 @@ import math
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 from rerankit.errors import ConfigurationError
 from rerankit.remote.errors import (
@@ -47,6 +50,7 @@ from rerankit.remote.errors import (
     RemoteStatusError,
     RemoteTimeoutError,
 )
+from rerankit.remote.failures import Failure, FailureKind, UpstreamError
 from rerankit.remote.limits import (
     ConcurrencyLimiter,
     Deadline,
@@ -63,6 +67,7 @@ __all__ = [
     "ConcurrencyLimiter",
     "Deadline",
     "Failure",
+    "FailureKind",
     "RateLimiter",
     "Resilience",
     "RetryPolicy",
@@ -74,7 +79,6 @@ log = logging.getLogger("rerankit.remote")
 
 T = TypeVar("T")
 
-FailureKind = Literal["status", "connection", "timeout", "malformed", "error"]
 
 _REQUEST_GRACE = 0.05
 """Seconds an async request may overrun its own timeout before it is cancelled outright (so
@@ -88,35 +92,8 @@ _JOIN_GRACE = 1.0
 """Seconds a multi-request call waits, after aborting them, for its workers to finish."""
 
 
-class UpstreamError(Exception):
-    """What a remote error keeps of the client exception behind it: the exception's type and
-    its redacted message, without its traceback (whose locals hold the request)."""
-
-
 class _Stopped(Exception):
     """A sibling request failed for good: stop retrying this one."""
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A failed request, classified.
-
-    ``status`` failures are retried for 429 and 5xx, ``connection`` and ``timeout`` failures
-    always (within the retry budget and deadline), ``malformed`` and ``error`` never.
-    """
-
-    kind: FailureKind
-    detail: str
-    status_code: int | None = None
-    retry_after: float | None = None
-
-    @property
-    def retryable(self) -> bool:
-        if self.kind in ("connection", "timeout"):
-            return True
-        if self.kind == "status" and self.status_code is not None:
-            return self.status_code == 429 or 500 <= self.status_code <= 599
-        return False
 
 
 Classifier = Callable[[BaseException], Failure | None]

@@ -22,6 +22,10 @@ A :class:`CallScope` holds the requests in flight of one multi-request call, so 
 that ends early (a request failed for good, the deadline passed) aborts the others before it
 returns: no worker thread or socket keeps working after it.
 
+The sync and async transports are built per ``httpx`` flavour by one factory (``httpx`` for
+Cohere and the HTTP backend, ``httpx2`` for the ``openai`` SDK) and share their budget rules,
+so they live in one module (past 400 lines for that reason).
+
 Environment proxies (``HTTPS_PROXY``, ``NO_PROXY``...) are resolved for the endpoint with the
 standard library and given to the inner transports, since ``httpx`` would otherwise route a
 proxied URL around a custom transport.
