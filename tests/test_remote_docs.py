@@ -15,6 +15,8 @@ MODULES = [
     "rerankit.remote.prompting",
     "rerankit.remote.secrets",
     "rerankit.remote.openai",
+    "rerankit.remote.transport",
+    "rerankit.remote.loops",
     "rerankit.remote.usage",
     "rerankit.backends.cohere",
     "rerankit.backends.llm",

@@ -39,7 +39,18 @@ class _Entry(Generic[C]):
 
 class PerLoop(Generic[C]):
     """The client of the running event loop, made by ``make`` on first use and closed with
-    ``aclose(client)`` when the loop shuts down (or on :meth:`aclose`)."""
+    ``aclose(client)`` when the loop shuts down (or on :meth:`aclose`).
+
+    Example:
+        >>> import asyncio
+        >>> from rerankit.remote.loops import PerLoop
+        >>> closed = []
+        >>> async def aclose(client): closed.append(client)
+        >>> clients = PerLoop(object, aclose)
+        >>> async def use(): return clients.get() is clients.get()
+        >>> asyncio.run(use()), asyncio.run(use()), len(closed)  # one per loop, closed with it
+        (True, True, 2)
+    """
 
     def __init__(self, make: Callable[[], C], aclose: Callable[[C], Awaitable[None]]) -> None:
         self._make = make
@@ -127,7 +138,15 @@ def _drop(entry: _Entry[C]) -> None:
 
 class Clients(Generic[C]):
     """A sync client made on first use and one async client per event loop (:class:`PerLoop`),
-    with their closing; what a remote reranker or a chat model holds."""
+    with their closing; what a remote reranker or a chat model holds.
+
+    Example:
+        >>> from rerankit.remote.loops import Clients
+        >>> async def aclose(client): pass
+        >>> clients = Clients(list, list, lambda client: None, aclose)
+        >>> clients.made, clients.sync() is clients.sync(), clients.made
+        (False, True, True)
+    """
 
     def __init__(
         self,

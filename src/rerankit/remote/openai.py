@@ -237,6 +237,18 @@ class OpenAIChat:
     Failures raise the typed :class:`~rerankit.remote.RemoteError` subclasses (so
     :class:`~rerankit.BackendError`), e.g. ``"...: chat completion failed after 3 attempts
     (...)"``.
+
+    Example:
+        >>> from rerankit.remote import RetryPolicy
+        >>> from rerankit.remote.openai import OpenAIChat, OpenAIEndpoint
+        >>> chat = OpenAIChat(name=lambda: "Chat(model='llama3')",
+        ...                   endpoint=OpenAIEndpoint(base_url="http://localhost:11434/v1"),
+        ...                   retry=RetryPolicy(max_retries=2), deadline=30.0)
+        >>> chat.resilience.retry.max_attempts, chat.deadline
+        (3, 30.0)
+        >>> body = {"model": "llama3", "messages": [{"role": "user", "content": "Hi"}]}
+        >>> chat.complete(body).text  # doctest: +SKIP
+        'Hello!'
     """
 
     def __init__(

@@ -106,7 +106,15 @@ def read_json(
 
 
 class Body:
-    """The JSON body of the 2xx answer of a request made in a :func:`capture_body` block."""
+    """The JSON body of the 2xx answer of a request made in a :func:`capture_body` block.
+
+    Example:
+        >>> from rerankit.remote.parsing import capture_body
+        >>> with capture_body() as body:
+        ...     pass  # no request answered here
+        >>> body.filled, body.or_else("what the SDK parsed")
+        (False, 'what the SDK parsed')
+    """
 
     __slots__ = ("filled", "value")
 

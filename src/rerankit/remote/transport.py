@@ -96,7 +96,17 @@ def request_budget(seconds: float) -> Iterator[float]:
 
 
 class CallScope:
-    """The requests in flight of one call; :meth:`end` aborts them (and any started later)."""
+    """The requests in flight of one call; :meth:`end` aborts them (and any started later).
+
+    Example:
+        >>> from rerankit.remote.transport import CallScope
+        >>> scope, aborted = CallScope(), []
+        >>> key = scope.enter(lambda: aborted.append("first"))
+        >>> scope.end()
+        >>> _ = scope.enter(lambda: aborted.append("late"))  # after the end: aborted at once
+        >>> aborted
+        ['first', 'late']
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -151,7 +161,16 @@ class _Alarm:
 
 class Watchdog:
     """Runs actions at given ``time.monotonic()`` times, on one daemon thread started on
-    demand; the thread exits once it has had nothing to do for ``linger`` seconds."""
+    demand; the thread exits once it has had nothing to do for ``linger`` seconds.
+
+    Example:
+        >>> import threading, time
+        >>> from rerankit.remote.transport import Watchdog
+        >>> fired = threading.Event()
+        >>> alarm = Watchdog().schedule(time.monotonic() + 0.01, fired.set)
+        >>> fired.wait(2.0)
+        True
+    """
 
     def __init__(self, *, linger: float = 0.2, name: str = "rerankit-watchdog") -> None:
         self.linger = linger
