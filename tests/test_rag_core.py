@@ -3,6 +3,7 @@ paths and argument checks, and ``rerankit demo --answer``."""
 
 from __future__ import annotations
 
+import copy
 import doctest
 import importlib
 import io
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -363,8 +365,10 @@ DOCTEST_MODULES = [
     "rerankit.qdrant",
     "rerankit.langchain.embeddings",
     "rerankit.langchain.rag",
+    "rerankit.langchain.chat",
     "rerankit.langchain.store",
     "rerankit.llama_index.embeddings",
+    "rerankit.llama_index.llm",
     "rerankit.llama_index.rag",
     "rerankit.llama_index.store",
 ]
@@ -482,14 +486,15 @@ def test_check_rag_args_resolves_the_reranker_and_rejects_bad_values() -> None:
 def test_openai_adapter_helpers(monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import dataclass
 
-    from rerankit.rag._openai import OpenAIClients, OpenAISettings, env_values, settings_of
+    from rerankit.rag._openai import ChatHolder, OpenAISettings, env_values, settings_of
 
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
     monkeypatch.delenv("OPENAI_MODEL", raising=False)
-    assert env_values() == {
+    values = env_values()
+    assert values["api_key"].get_secret_value() == "sk-env"  # held as a SecretStr
+    assert {k: v for k, v in values.items() if k != "api_key"} == {
         "model": "gpt-4o-mini",
-        "api_key": "sk-env",
         "base_url": "http://127.0.0.1:9/v1",
     }
 
@@ -507,28 +512,35 @@ def test_openai_adapter_helpers(monkeypatch: pytest.MonkeyPatch) -> None:
         base_url: str | None = "http://127.0.0.1:9/v1"
         timeout: float = 5.0
         max_retries: int = 0
+        deadline: float | None = 9.0
+        default_headers: dict[str, str] | None = None
+        default_query: dict[str, str] | None = None
 
-    settings = settings_of(Fields(api_key=Secret("sk-x")))
+    settings = settings_of(Fields(api_key=Secret("sk-x"), default_headers={"api-key": "sk-gw"}))
     assert settings == OpenAISettings(
-        model="m", api_key="sk-x", base_url="http://127.0.0.1:9/v1", timeout=5.0, max_retries=0
+        model="m",
+        api_key="sk-x",  # type: ignore[arg-type]
+        base_url="http://127.0.0.1:9/v1",
+        timeout=5.0,
+        max_retries=0,
+        deadline=9.0,
+        default_headers={"api-key": "sk-gw"},
     )
+    assert "sk-x" not in repr(settings) and "sk-gw" not in repr(settings)
     assert settings_of(Fields()).api_key is None
     with pytest.raises(ConfigurationError, match="timeout"):
         settings_of(Fields(timeout=0))
 
     pytest.importorskip("openai")
-    made: list[OpenAISettings] = []
+    made: list[str] = []
 
-    def make() -> OpenAISettings:
-        made.append(settings)
-        return settings
+    def make() -> Any:
+        made.append("chat")
+        return settings.chat(lambda: "Test()")
 
-    clients = OpenAIClients()
+    holder = ChatHolder()
     assert made == []  # nothing is made before first use
-    sync = clients.sync_client(make)
-    assert clients.sync_client(make) is sync and len(made) == 1
-    asyn = clients.async_client(make)
-    assert clients.async_client(make) is asyn and len(made) == 2
-    assert type(sync).__name__ == "OpenAI" and type(asyn).__name__ == "AsyncOpenAI"
-    assert str(sync.base_url).startswith("http://127.0.0.1:9/v1") and sync.max_retries == 0
-    assert OpenAIClients().sync_client(make) is not sync
+    chat = holder.get(make)
+    assert holder.get(make) is chat and made == ["chat"]
+    assert chat.resilience.retry.max_retries == 0 and chat.deadline == 9.0
+    assert copy.deepcopy(holder).get(make) is not chat  # a copy gets its own

@@ -548,17 +548,13 @@ def test_adapters_make_each_openai_client_once_per_instance(server: ChatServer) 
     li = OpenAICompatibleLLM(model="m", base_url=server.base_url)
     lc.invoke("one")
     li.complete("one")
-    first = (lc._clients.sync_client(_no_settings), li._clients.sync_client(_no_settings))
+    first = (lc._client().endpoint.clients.sync(), li._client().endpoint.clients.sync())
     lc.invoke("two")
     li.chat([ChatMessage(role="user", content="two")])
-    assert (lc._clients.sync_client(_no_settings), li._clients.sync_client(_no_settings)) == first
+    assert (lc._client().endpoint.clients.sync(), li._client().endpoint.clients.sync()) == first
     assert len(server.chats()) == 4
     other = ChatOpenAICompatible(model="m", base_url=server.base_url)
-    assert other._clients is not lc._clients  # a private holder per instance
-
-
-def _no_settings() -> Any:
-    raise AssertionError("the client should exist already")
+    assert other._client() is not lc._client()  # a holder per instance
 
 
 def test_builders_reject_bad_ingestion_arguments(lc_store: Any) -> None:

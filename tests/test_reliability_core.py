@@ -61,13 +61,14 @@ async def test_a_score_that_is_not_a_finite_number_names_the_document(value: Any
     for call in ("sync", "async"):
         reranker = Returns(value)
         with pytest.raises(InvalidScoreError) as info:
-            if call == "sync":
-                reranker.rerank("q", docs)
-            else:
-                await reranker.arerank("q", docs)
+            await _call(reranker, call, docs)
         assert info.value.index == 2 and info.value.backend == "returns"
         assert "document 2" in str(info.value) and "Returns" in str(info.value)
         assert isinstance(info.value, BackendError) and isinstance(info.value, RerankError)
+
+
+async def _call(reranker: Reranker, how: str, docs: list[str]) -> object:
+    return reranker.rerank("q", docs) if how == "sync" else await reranker.arerank("q", docs)
 
 
 class Raises(Reranker):
@@ -85,7 +86,8 @@ class WrongShape(Reranker):
 
 
 async def test_a_backends_own_exception_is_wrapped() -> None:
-    with pytest.raises(BackendError, match="Raises failed to score: ValueError: model exploded") as info:
+    message = "Raises failed to score: ValueError: model exploded"
+    with pytest.raises(BackendError, match=message) as info:
         Raises().rerank("q", ["a"])
     assert isinstance(info.value.__cause__, ValueError)
     with pytest.raises(BackendError, match="model exploded"):

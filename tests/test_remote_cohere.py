@@ -426,12 +426,12 @@ def test_missing_key_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -
 
 def test_clients_are_created_lazily_and_per_loop(cohere: LoopbackServer) -> None:
     reranker = make(cohere)
-    assert reranker._sync_client is None
+    assert not reranker._clients.made
     reranker.rerank(QUERY, corpus(2))
-    assert reranker._sync_client is not None
+    assert reranker._clients.made
     asyncio.run(reranker.arerank(QUERY, corpus(2)))
     asyncio.run(reranker.arerank(QUERY, corpus(2)))  # a new loop gets a new client
-    assert len(reranker._async_clients) <= 1  # the closed loop's client was let go
+    assert len(reranker._clients.per_loop) == 0  # each was closed with its loop
     reranker.close()
-    assert reranker._sync_client is None
+    assert not reranker._clients.made
     assert len(reranker.rerank(QUERY, corpus(2))) == 2  # and it comes back

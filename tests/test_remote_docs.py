@@ -10,10 +10,17 @@ import pytest
 
 MODULES = [
     "rerankit.remote.base",
-    "rerankit.remote.resilience",
+    "rerankit.remote.limits",
+    "rerankit.remote.parsing",
+    "rerankit.remote.prompting",
+    "rerankit.remote.secrets",
+    "rerankit.remote.openai",
+    "rerankit.remote.transport",
+    "rerankit.remote.loops",
     "rerankit.remote.usage",
     "rerankit.backends.cohere",
     "rerankit.backends.llm",
+    "rerankit.backends.llm_answers",
     "rerankit.backends.http",
     "rerankit.backends.fallback",
 ]

@@ -28,7 +28,7 @@ from rerankit.remote import (
     parse_retry_after,
 )
 from rerankit.remote.parsing import scores_by_index
-from rerankit.remote.resilience import BadResponse, Failure
+from rerankit.remote.resilience import BadResponse, Failure, UpstreamError
 from rerankit.remote.usage import UsageMeter
 
 
@@ -241,7 +241,9 @@ def test_secrets_are_scrubbed_from_messages_and_chains() -> None:
     with pytest.raises(RemoteError) as info:
         call(resilience(), job)
     assert "hunter2" not in str(info.value) and "**********" in str(info.value)
-    assert info.value.__cause__ is None  # the raw exception would leak it
+    cause = info.value.__cause__  # what is left of the raw exception: its type and message
+    assert isinstance(cause, UpstreamError) and cause.__traceback__ is None
+    assert str(cause) == "ValueError: token ********** rejected"
 
 
 async def test_async_call_all_stops_siblings_after_a_failure() -> None:

@@ -11,9 +11,10 @@ from rerankit.calibration import ScoreSpace
 from rerankit.errors import ConfigurationError
 from rerankit.remote.base import RemoteReranker, check_options, check_positive_int, check_text
 from rerankit.remote.http import classify_httpx, status_failure
-from rerankit.remote.parsing import field, scores_by_index
+from rerankit.remote.parsing import capture_body, count, field, json_checker, scores_by_index
 from rerankit.remote.resilience import BadResponse, Deadline, Failure
-from rerankit.remote.secrets import resolve_api_key
+from rerankit.remote.secrets import SecretGetter, resolve_api_key
+from rerankit.remote.transport import async_client, sync_client
 from rerankit.remote.usage import UsageMeter
 
 if TYPE_CHECKING:
@@ -133,17 +134,25 @@ class CohereReranker(RemoteReranker):
     # -- clients -------------------------------------------------------------------------------
 
     def _new_client(self) -> _Clients:
-        return self._clients(asynchronous=False)
+        return self._make_clients(asynchronous=False)
 
     def _new_async_client(self) -> _Clients:
-        return self._clients(asynchronous=True)
+        return self._make_clients(asynchronous=True)
 
-    def _clients(self, *, asynchronous: bool) -> _Clients:
+    def _make_clients(self, *, asynchronous: bool) -> _Clients:
         cohere = require("cohere", extra="cohere", feature="CohereReranker")
         httpx = require("httpx", extra="cohere", feature="CohereReranker")
-        http = (httpx.AsyncClient if asynchronous else httpx.Client)(timeout=self.timeout)
+        make_http = async_client if asynchronous else sync_client
+        http = make_http(
+            httpx,
+            url=self._endpoint(),
+            timeout=self.timeout,
+            event_hooks={"response": [json_checker(dict, asynchronous=asynchronous)]},
+        )
+        # A key provider, not the key: the SDK builds the header per request and holds none.
+        key = SecretGetter(self._api_key) if self._api_key is not None else "no-key"
         sdk = (cohere.AsyncClientV2 if asynchronous else cohere.ClientV2)(
-            api_key=self._sdk_key(),
+            api_key=key,
             base_url=self.base_url,
             client_name=self.client_name,
             timeout=self.timeout,
@@ -181,9 +190,9 @@ class CohereReranker(RemoteReranker):
         billed = field(meta, "billed_units")
         tokens = field(meta, "tokens")
         meter.add(
-            search_units=field(billed, "search_units"),
-            input_tokens=field(tokens, "input_tokens"),
-            output_tokens=field(tokens, "output_tokens"),
+            search_units=count(field(billed, "search_units")),
+            input_tokens=count(field(tokens, "input_tokens")),
+            output_tokens=count(field(tokens, "output_tokens")),
         )
         results = field(response, "results")
         if results is None:
@@ -196,8 +205,9 @@ class CohereReranker(RemoteReranker):
         sdk = self._client().sdk
 
         def send(documents: list[str], timeout: float) -> list[float]:
-            response = sdk.rerank(**self._request(query, documents, timeout))
-            return self._read(response, len(documents), meter)
+            with capture_body() as body:
+                response = sdk.rerank(**self._request(query, documents, timeout))
+            return self._read(body.or_else(response), len(documents), meter)
 
         return self._score_batches(
             texts, send, size=self.batch_size, request=_REQUEST, deadline=deadline, meter=meter
@@ -209,8 +219,9 @@ class CohereReranker(RemoteReranker):
         sdk = self._aclient().sdk
 
         async def send(documents: list[str], timeout: float) -> list[float]:
-            response = await sdk.rerank(**self._request(query, documents, timeout))
-            return self._read(response, len(documents), meter)
+            with capture_body() as body:
+                response = await sdk.rerank(**self._request(query, documents, timeout))
+            return self._read(body.or_else(response), len(documents), meter)
 
         return await self._ascore_batches(
             texts, send, size=self.batch_size, request=_REQUEST, deadline=deadline, meter=meter

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from rerankit._deps import require
 from rerankit.calibration import ScoreSpace
@@ -14,13 +14,17 @@ from rerankit.remote.base import (
     RemoteReranker,
     check_options,
     check_positive_int,
-    check_str_mapping,
     check_text,
 )
 from rerankit.remote.http import classify_httpx
-from rerankit.remote.parsing import field, scores_by_index
+from rerankit.remote.parsing import count, field, read_json, scores_by_index
 from rerankit.remote.resilience import BadResponse, Deadline, Failure
-from rerankit.remote.secrets import MASK, resolve_api_key
+from rerankit.remote.secrets import (
+    SecretMap,
+    basic_credentials,
+    resolve_api_key,
+)
+from rerankit.remote.transport import async_client, sync_client
 from rerankit.remote.usage import UsageMeter
 
 if TYPE_CHECKING:
@@ -37,18 +41,37 @@ DEFAULT_BATCH_SIZE: dict[str, int] = {"tei": 32, "cohere": 1000}
 """TEI refuses more than ``--max-client-batch-size`` texts (32 by default) per request."""
 
 
-def _split_url(url: str) -> tuple[str, str, str | None]:
-    """(request URL, URL for display without credentials, password or None)."""
+class _Url(NamedTuple):
+    request: str
+    """Where requests go: no credentials, no query (both travel apart)."""
+    display: str
+    user: str
+    password: SecretStr | None
+    query: SecretMap
+
+
+def _split_url(url: str) -> _Url:
+    """The parts of a server URL; credentials become Basic auth, query parameters whose names
+    carry keys become secrets (nothing secret is left in a URL that a library may log)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(f"url must be an http(s) URL, got {url!r}")
     path = parts.path.rstrip("/")
     if not path.endswith("/rerank") and path != "rerank":
         path = f"{path}/rerank"
-    request = urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
     host = parts.hostname + (f":{parts.port}" if parts.port else "")
-    display = urlunsplit((parts.scheme, host, path, "", ""))
-    return request, display, parts.password
+    if ":" in parts.hostname:  # IPv6
+        host = f"[{parts.hostname}]" + (f":{parts.port}" if parts.port else "")
+    request = urlunsplit((parts.scheme, host, path, "", ""))
+    password = resolve_api_key(
+        unquote(parts.password) if parts.password else None,
+        env=None,
+        extra="http",
+        feature="HTTPReranker",
+    )
+    query = SecretMap("url query", dict(parse_qsl(parts.query, keep_blank_values=True)))
+    user = unquote(parts.username) if parts.username else ""
+    return _Url(request, request, user, password, query)
 
 
 class HTTPReranker(RemoteReranker):
@@ -67,9 +90,14 @@ class HTTPReranker(RemoteReranker):
     is how reranking scales out to GPU servers: batches are sent concurrently (up to
     ``max_concurrency``), with the retries, deadline and limits of
     :class:`~rerankit.remote.RemoteReranker`. ``api_key`` (or the variable named by
-    ``api_key_env``) is sent as a bearer token; ``headers`` adds others (their values are
-    treated as secrets). Servers truncate long inputs themselves (``truncate=True`` for TEI);
-    rerankit cannot see that, so ``RerankResult.truncated`` stays False. Each document is
+    ``api_key_env``) is sent as a bearer token, and credentials in the URL
+    (``https://user:password@host``) as Basic auth; ``headers`` adds others. A header value
+    is treated as a secret (held as ``SecretStr``, masked in configs and scrubbed from messages
+    and logs) when it is given as a ``SecretStr`` or its name says it carries a credential
+    (``Authorization``, ``X-Api-Key``, anything with ``key``, ``token``, ``secret``, ``auth``...);
+    the same holds for query parameters of the URL. Servers truncate long inputs themselves
+    (``truncate=True`` for TEI); rerankit cannot see that, so ``RerankResult.truncated`` stays
+    False. Each document is
     scored on its own, so :class:`~rerankit.CachedReranker` can cache the scores.
 
     The other keyword arguments (``timeout``, ``deadline``, ``retry``, ``max_retries``,
@@ -105,7 +133,7 @@ class HTTPReranker(RemoteReranker):
         model: str | None = None,
         api_key: str | SecretStr | None = None,
         api_key_env: str | None = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str | SecretStr] | None = None,
         batch_size: int | None = None,
         raw_scores: bool = False,
         truncate: bool = True,
@@ -124,17 +152,16 @@ class HTTPReranker(RemoteReranker):
                 raise ConfigurationError(f"{name} must be a bool, got {flag!r}")
         if raw_scores and api != "tei":
             raise ConfigurationError("raw_scores applies to api='tei' only")
-        extra_headers = check_str_mapping("headers", headers)
-        request_url, display_url, password = _split_url(url)
+        extra_headers = SecretMap("headers", headers)
+        parts = _split_url(url)
         self.raw_scores = raw_scores  # before the base class reads score_space
         super().__init__(**options)
-        self.url = display_url
+        self.url = parts.display
         self.api: Api = api
         self.model = model
         self.batch_size = batch_size
         self.truncate = truncate
-        self._request_url = request_url
-        self._password = password
+        self._url = parts
         self._headers = extra_headers
         self._api_key = resolve_api_key(
             api_key, env=api_key_env, extra="http", feature="HTTPReranker"
@@ -174,8 +201,12 @@ class HTTPReranker(RemoteReranker):
         return self.url
 
     def _secrets(self) -> list[str]:
-        extra = [self._password] if self._password else []
-        return [*super()._secrets(), *self._headers.values(), *extra]
+        url = self._url
+        extra = self._headers.secrets() + url.query.secrets()
+        if url.password is not None:
+            password = url.password.get_secret_value()
+            extra += [password, basic_credentials(url.user, password)]
+        return [*super()._secrets(), *extra]
 
     def _settings(self) -> dict[str, Any]:
         return {
@@ -183,24 +214,30 @@ class HTTPReranker(RemoteReranker):
             "batch_size": self.batch_size,
             "raw_scores": self.raw_scores,
             "truncate": self.truncate,
-            "headers": dict.fromkeys(self._headers, MASK),
+            "headers": self._headers.masked(),
+            "query": self._url.query.masked(),
         }
 
     # -- clients -------------------------------------------------------------------------------
 
     def _request_headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", **self._headers}
-        if self._api_key is not None:
+        """The headers of one request, secrets revealed (built per request, never kept)."""
+        headers = {"Content-Type": "application/json", **self._headers.reveal()}
+        url = self._url
+        if url.password is not None:
+            token = basic_credentials(url.user, url.password.get_secret_value())
+            headers["Authorization"] = f"Basic {token}"
+        elif self._api_key is not None:
             headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
         return headers
 
     def _new_client(self) -> Any:
         httpx = require("httpx", extra="http", feature="HTTPReranker")
-        return httpx.Client(timeout=self.timeout, headers=self._request_headers())
+        return sync_client(httpx, url=self._url.request, timeout=self.timeout)
 
     def _new_async_client(self) -> Any:
         httpx = require("httpx", extra="http", feature="HTTPReranker")
-        return httpx.AsyncClient(timeout=self.timeout, headers=self._request_headers())
+        return async_client(httpx, url=self._url.request, timeout=self.timeout)
 
     def _classify(self, exc: BaseException) -> Failure | None:
         return classify_httpx(exc)
@@ -231,22 +268,34 @@ class HTTPReranker(RemoteReranker):
 
     def _read(self, response: Any, n: int, meter: UsageMeter) -> list[float]:
         response.raise_for_status()
-        data = response.json()
+        content_type = response.headers.get("content-type")
         if self.api == "tei":
-            if isinstance(data, Mapping) and "results" in data:  # some proxies wrap the list
+            data = read_json(response.content, expect=(list, dict), content_type=content_type)
+            if isinstance(data, Mapping):  # some proxies wrap the list
+                if "results" not in data:
+                    raise BadResponse("expected a list of results, got an object without 'results'")
                 data = data["results"]
             return scores_by_index(data, n, score_key="score")
-        if not isinstance(data, Mapping):
-            raise BadResponse(f"expected a JSON object, got {type(data).__name__}")
+        data = read_json(response.content, expect=dict, content_type=content_type)
         meta, usage = field(data, "meta"), field(data, "usage")
         meter.add(
-            search_units=field(field(meta, "billed_units"), "search_units"),
-            input_tokens=field(field(meta, "tokens"), "input_tokens")
-            or field(usage, "prompt_tokens"),
+            search_units=count(field(field(meta, "billed_units"), "search_units")),
+            input_tokens=count(field(field(meta, "tokens"), "input_tokens"))
+            or count(field(usage, "prompt_tokens")),
         )
         if "results" not in data:
             raise BadResponse("the answer has no 'results'")
         return scores_by_index(data["results"], n, score_key="relevance_score")
+
+    def _post(self, documents: list[str], query: str, timeout: float) -> dict[str, Any]:
+        """The arguments of one ``client.post`` (headers revealed here, per request)."""
+        query_params = self._url.query.reveal()
+        return {
+            "content": json.dumps(self._body(query, documents)),
+            "headers": self._request_headers(),
+            "params": query_params or None,
+            "timeout": timeout,
+        }
 
     def _score_remote(
         self, query: str, texts: Sequence[str], deadline: Deadline, meter: UsageMeter
@@ -254,8 +303,7 @@ class HTTPReranker(RemoteReranker):
         client = self._client()
 
         def send(documents: list[str], timeout: float) -> list[float]:
-            body = json.dumps(self._body(query, documents))
-            response = client.post(self._request_url, content=body, timeout=timeout)
+            response = client.post(self._url.request, **self._post(documents, query, timeout))
             return self._read(response, len(documents), meter)
 
         return self._score_batches(
@@ -268,8 +316,8 @@ class HTTPReranker(RemoteReranker):
         client = self._aclient()
 
         async def send(documents: list[str], timeout: float) -> list[float]:
-            body = json.dumps(self._body(query, documents))
-            response = await client.post(self._request_url, content=body, timeout=timeout)
+            kwargs = self._post(documents, query, timeout)
+            response = await client.post(self._url.request, **kwargs)
             return self._read(response, len(documents), meter)
 
         return await self._ascore_batches(

@@ -19,10 +19,10 @@ from rerankit.langchain.retriever import RerankRetriever  # noqa: E402
 from rerankit.langchain.step import RerankStep  # noqa: E402
 
 if TYPE_CHECKING:
+    from rerankit.langchain.chat import ChatOpenAICompatible
     from rerankit.langchain.embeddings import BM25SparseEmbeddings, SentenceTransformerEmbeddings
     from rerankit.langchain.multistage import MultiStageDocuments, QdrantMultiStageRetriever
     from rerankit.langchain.rag import (
-        ChatOpenAICompatible,
         RagChainOutput,
         build_rag_chain,
         generator_from_env,
@@ -36,7 +36,7 @@ __getattr__, __dir__ = lazy_exports(
         "SentenceTransformerEmbeddings": "rerankit.langchain.embeddings",
         "MultiStageDocuments": "rerankit.langchain.multistage",
         "QdrantMultiStageRetriever": "rerankit.langchain.multistage",
-        "ChatOpenAICompatible": "rerankit.langchain.rag",
+        "ChatOpenAICompatible": "rerankit.langchain.chat",
         "RagChainOutput": "rerankit.langchain.rag",
         "build_qdrant_store": "rerankit.langchain.store",
         "build_rag_chain": "rerankit.langchain.rag",

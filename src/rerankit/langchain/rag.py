@@ -2,10 +2,9 @@
 
 * :func:`build_rag_chain`: the LCEL chain ``retrieve -> RerankCompressor (+ threshold) ->
   prompt -> chat model``, which abstains without calling the model when nothing passes;
-* :class:`ChatOpenAICompatible`: a minimal chat model over the ``openai`` SDK, for any
-  OpenAI-compatible endpoint; :func:`generator_from_env` picks it when ``OPENAI_API_KEY`` or
-  ``OPENAI_BASE_URL`` is set and the offline :class:`~rerankit.rag.ExtractiveAnswerer`
-  otherwise.
+* :func:`generator_from_env` picks :class:`~rerankit.langchain.ChatOpenAICompatible` (in
+  :mod:`rerankit.langchain.chat`) when ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set and
+  the offline :class:`~rerankit.rag.ExtractiveAnswerer` otherwise.
 
 The Qdrant ingestion (:func:`rerankit.langchain.build_qdrant_store`) is in
 :mod:`rerankit.langchain.store`.
@@ -16,13 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages import BaseMessage
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.prompt_values import PromptValue
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
@@ -33,12 +29,12 @@ from langchain_core.runnables import (
     RunnablePassthrough,
 )
 from langchain_core.vectorstores import VectorStore
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 
 from rerankit.annotate import RELEVANCE_SCORE_KEY
 from rerankit.base import Reranker
 from rerankit.candidates import validate_query
 from rerankit.errors import ConfigurationError
+from rerankit.langchain.chat import ChatOpenAICompatible
 from rerankit.langchain.compressor import RerankCompressor, RerankedDocuments
 from rerankit.rag import (
     ABSTAIN_ANSWER,
@@ -54,16 +50,6 @@ from rerankit.rag import (
     resolve_source_id,
 )
 from rerankit.rag._checks import check_rag_args
-from rerankit.rag._openai import (
-    DEFAULT_OPENAI_MODEL,
-    OpenAIClients,
-    OpenAISettings,
-    achat_completion,
-    chat_completion,
-    env_values,
-    request,
-    settings_of,
-)
 from rerankit.threshold import ThresholdPolicy
 
 __all__ = [
@@ -74,120 +60,6 @@ __all__ = [
 ]
 
 _ROLE = {"system": "system", "human": "user", "ai": "assistant", "developer": "developer"}
-
-
-# -- chat model over the openai SDK --------------------------------------------------------------
-
-
-class ChatOpenAICompatible(BaseChatModel):
-    """A minimal LangChain chat model for any OpenAI-compatible ``/v1/chat/completions``.
-
-    Built on the ``openai`` SDK (``pip install 'rerankit[openai]'``), so it needs no
-    ``langchain-openai``; ``ChatOpenAI`` from that package works in the chain just as well.
-    Text in, text out: no tools, no streaming of tokens. ``from_env()`` reads
-    ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and ``OPENAI_MODEL`` (default ``gpt-4o-mini``);
-    a keyless local server only needs ``base_url``. SDK errors are raised as
-    :class:`~rerankit.BackendError`.
-
-    Example:
-        >>> from rerankit.langchain import ChatOpenAICompatible
-        >>> llm = ChatOpenAICompatible(model="llama3", base_url="http://localhost:11434/v1")
-        >>> llm.model, llm.temperature
-        ('llama3', 0.0)
-    """
-
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-    model: str = Field(default=DEFAULT_OPENAI_MODEL, min_length=1, description="Model name.")
-    api_key: SecretStr | None = Field(default=None, description="API key (else OPENAI_API_KEY).")
-    base_url: str | None = Field(default=None, description="Endpoint, e.g. http://host/v1.")
-    temperature: float | None = Field(default=0.0, ge=0.0, le=2.0)
-    max_tokens: int | None = Field(default=None, ge=1)
-    timeout: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=2, ge=0)
-
-    _clients: OpenAIClients = PrivateAttr(default_factory=OpenAIClients)
-
-    def __repr__(self) -> str:
-        return f"ChatOpenAICompatible(model={self.model!r}, base_url={self.base_url!r})"
-
-    def __str__(self) -> str:
-        return repr(self)
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> ChatOpenAICompatible:
-        """From ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and ``OPENAI_MODEL``; ``overrides`` win."""
-        return cls(**{**env_values(), **overrides})
-
-    @property
-    def _llm_type(self) -> str:
-        return "openai-compatible"
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {"model": self.model, "base_url": self.base_url, "temperature": self.temperature}
-
-    def _settings(self) -> OpenAISettings:
-        return settings_of(self)
-
-    def _body(self, messages: list[BaseMessage], stop: list[str] | None) -> dict[str, Any]:
-        pairs = []
-        for message in messages:
-            role = getattr(message, "role", None) if message.type == "chat" else None
-            role = role or _ROLE.get(message.type)
-            if role is None:
-                raise ConfigurationError(
-                    f"ChatOpenAICompatible cannot send a {message.type!r} message"
-                )
-            pairs.append((role, message.text))
-        return request(
-            self._settings(),
-            pairs,
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-            stop=stop,
-        )
-
-    @staticmethod
-    def _result(completion: Any) -> ChatResult:
-        usage: UsageMetadata | None = None
-        if completion.prompt_tokens is not None and completion.completion_tokens is not None:
-            usage = UsageMetadata(
-                input_tokens=completion.prompt_tokens,
-                output_tokens=completion.completion_tokens,
-                total_tokens=completion.prompt_tokens + completion.completion_tokens,
-            )
-        message = AIMessage(
-            content=completion.text,
-            response_metadata={
-                "model_name": completion.model,
-                "finish_reason": completion.finish_reason,
-            },
-            usage_metadata=usage,
-        )
-        return ChatResult(generations=[ChatGeneration(message=message)])
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        client = self._clients.sync_client(self._settings)
-        completion = chat_completion(client, self._body(messages, stop))
-        return self._result(completion)
-
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        client = self._clients.async_client(self._settings)
-        completion = await achat_completion(client, self._body(messages, stop))
-        return self._result(completion)
 
 
 def generator_from_env(**overrides: Any) -> ChatOpenAICompatible | ExtractiveAnswerer:

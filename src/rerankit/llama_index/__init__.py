@@ -24,6 +24,7 @@ from rerankit.llama_index.postprocessor import RerankedNodes, RerankPostprocesso
 
 if TYPE_CHECKING:
     from rerankit.llama_index.embeddings import SentenceTransformerEmbedding
+    from rerankit.llama_index.llm import OpenAICompatibleLLM
     from rerankit.llama_index.multistage import (
         MultiStageNodes,
         MultiStageQuery,
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     )
     from rerankit.llama_index.rag import (
         CitingSynthesizer,
-        OpenAICompatibleLLM,
         build_query_engine,
         generator_from_env,
     )
@@ -45,7 +45,7 @@ __getattr__, __dir__ = lazy_exports(
         "MultiStageQuery": "rerankit.llama_index.multistage",
         "QdrantMultiStageRetriever": "rerankit.llama_index.multistage",
         "CitingSynthesizer": "rerankit.llama_index.rag",
-        "OpenAICompatibleLLM": "rerankit.llama_index.rag",
+        "OpenAICompatibleLLM": "rerankit.llama_index.llm",
         "RerankitQdrantVectorStore": "rerankit.llama_index.store",
         "build_qdrant_index": "rerankit.llama_index.store",
         "build_query_engine": "rerankit.llama_index.rag",

@@ -2,10 +2,9 @@
 
 * :func:`build_query_engine`: a ``RetrieverQueryEngine`` with :class:`RerankPostprocessor`
   and :class:`CitingSynthesizer`, which abstains without calling the LLM when nothing passes;
-* :class:`OpenAICompatibleLLM`: a minimal LLM over the ``openai`` SDK, for any
-  OpenAI-compatible endpoint; :func:`generator_from_env` picks it when ``OPENAI_API_KEY`` or
-  ``OPENAI_BASE_URL`` is set and the offline :class:`~rerankit.rag.ExtractiveAnswerer`
-  otherwise.
+* :func:`generator_from_env` picks :class:`~rerankit.llama_index.OpenAICompatibleLLM` (in
+  :mod:`rerankit.llama_index.llm`) when ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set and
+  the offline :class:`~rerankit.rag.ExtractiveAnswerer` otherwise.
 
 The Qdrant ingestion (:func:`rerankit.llama_index.build_qdrant_index`) is in
 :mod:`rerankit.llama_index.store`.
@@ -23,23 +22,16 @@ from llama_index.core import VectorStoreIndex
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.base.llms.types import (
     ChatMessage,
-    ChatResponse,
-    ChatResponseGen,
-    CompletionResponse,
-    CompletionResponseGen,
-    LLMMetadata,
     MessageRole,
 )
 from llama_index.core.base.response.schema import Response
-from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
 from llama_index.core.instrumentation.events.synthesis import (
     SynthesizeEndEvent,
     SynthesizeStartEvent,
 )
-from llama_index.core.llms import LLM, CustomLLM
-from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms import LLM
 from llama_index.core.llms.mock import MockLLM
 from llama_index.core.prompts.mixin import PromptDictType
 from llama_index.core.query_engine import RetrieverQueryEngine
@@ -52,6 +44,7 @@ from llama_index.core.schema import (
 
 from rerankit.base import Reranker
 from rerankit.errors import ConfigurationError
+from rerankit.llama_index.llm import OpenAICompatibleLLM
 from rerankit.llama_index.postprocessor import RerankPostprocessor
 from rerankit.rag import (
     ABSTAIN_ANSWER,
@@ -67,16 +60,6 @@ from rerankit.rag import (
     resolve_source_id,
 )
 from rerankit.rag._checks import check_prompt_args, check_rag_args
-from rerankit.rag._openai import (
-    DEFAULT_OPENAI_MODEL,
-    OpenAIClients,
-    OpenAISettings,
-    achat_completion,
-    chat_completion,
-    env_values,
-    request,
-    settings_of,
-)
 from rerankit.threshold import ThresholdPolicy
 
 __all__ = [
@@ -87,139 +70,6 @@ __all__ = [
 ]
 
 dispatcher = get_dispatcher(__name__)
-
-
-# -- LLM over the openai SDK ---------------------------------------------------------------------
-
-
-class OpenAICompatibleLLM(CustomLLM):
-    """A minimal LlamaIndex LLM for any OpenAI-compatible ``/v1/chat/completions``.
-
-    Built on the ``openai`` SDK (``pip install 'rerankit[openai]'``), so it needs no
-    ``llama-index-llms-openai``. ``chat`` sends the messages as they are (real chat roles);
-    ``complete`` sends the prompt as one user message. Streaming yields the whole answer as
-    one chunk. ``from_env()`` reads ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and
-    ``OPENAI_MODEL`` (default ``gpt-4o-mini``); a keyless local server only needs ``base_url``.
-    SDK errors are raised as :class:`~rerankit.BackendError`.
-
-    Example:
-        >>> from rerankit.llama_index import OpenAICompatibleLLM
-        >>> llm = OpenAICompatibleLLM(model="llama3", base_url="http://localhost:11434/v1")
-        >>> llm.metadata.model_name, llm.metadata.is_chat_model
-        ('llama3', True)
-    """
-
-    model: str = Field(default=DEFAULT_OPENAI_MODEL, min_length=1)
-    api_key: SecretStr | None = Field(default=None, description="API key (else OPENAI_API_KEY).")
-    base_url: str | None = Field(default=None, description="Endpoint, e.g. http://host/v1.")
-    temperature: float | None = Field(default=0.0, ge=0.0, le=2.0)
-    max_tokens: int | None = Field(default=None, ge=1)
-    context_window: int = Field(default=8192, gt=0)
-    timeout: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=2, ge=0)
-
-    _clients: OpenAIClients = PrivateAttr(default_factory=OpenAIClients)
-
-    def __repr__(self) -> str:
-        return f"OpenAICompatibleLLM(model={self.model!r}, base_url={self.base_url!r})"
-
-    def __str__(self) -> str:
-        return repr(self)
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> OpenAICompatibleLLM:
-        """From ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and ``OPENAI_MODEL``; ``overrides`` win."""
-        return cls(**{**env_values(), **overrides})
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "RerankitOpenAICompatibleLLM"
-
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata(
-            context_window=self.context_window,
-            num_output=self.max_tokens or 256,
-            is_chat_model=True,
-            model_name=self.model,
-        )
-
-    def _settings(self) -> OpenAISettings:
-        return settings_of(self)
-
-    def _body(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> dict[str, Any]:
-        pairs = [(m.role.value, m.content or "") for m in messages]
-        return request(
-            self._settings(),
-            pairs,
-            temperature=kwargs.get("temperature", self.temperature),
-            max_tokens=kwargs.get("max_tokens", self.max_tokens),
-            stop=kwargs.get("stop"),
-        )
-
-    @staticmethod
-    def _chat_response(completion: Any) -> ChatResponse:
-        return ChatResponse(
-            message=ChatMessage(role=MessageRole.ASSISTANT, content=completion.text),
-            raw={
-                "model": completion.model,
-                "finish_reason": completion.finish_reason,
-                "usage": {
-                    "prompt_tokens": completion.prompt_tokens,
-                    "completion_tokens": completion.completion_tokens,
-                },
-            },
-        )
-
-    @llm_chat_callback()
-    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        client = self._clients.sync_client(self._settings)
-        completion = chat_completion(client, self._body(messages, kwargs))
-        return self._chat_response(completion)
-
-    @llm_chat_callback()
-    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        client = self._clients.async_client(self._settings)
-        completion = await achat_completion(client, self._body(messages, kwargs))
-        return self._chat_response(completion)
-
-    @llm_chat_callback()
-    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        response = self.chat(messages, **kwargs)
-
-        def gen() -> ChatResponseGen:
-            yield ChatResponse(
-                message=response.message, raw=response.raw, delta=response.message.content
-            )
-
-        return gen()
-
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        message = ChatMessage(role=MessageRole.USER, content=prompt)
-        client = self._clients.sync_client(self._settings)
-        completion = chat_completion(client, self._body([message], kwargs))
-        return CompletionResponse(text=completion.text, raw={"model": completion.model})
-
-    @llm_completion_callback()
-    async def acomplete(
-        self, prompt: str, formatted: bool = False, **kwargs: Any
-    ) -> CompletionResponse:
-        message = ChatMessage(role=MessageRole.USER, content=prompt)
-        client = self._clients.async_client(self._settings)
-        completion = await achat_completion(client, self._body([message], kwargs))
-        return CompletionResponse(text=completion.text, raw={"model": completion.model})
-
-    @llm_completion_callback()
-    def stream_complete(
-        self, prompt: str, formatted: bool = False, **kwargs: Any
-    ) -> CompletionResponseGen:
-        response = self.complete(prompt, formatted=formatted, **kwargs)
-
-        def gen() -> CompletionResponseGen:
-            yield CompletionResponse(text=response.text, delta=response.text, raw=response.raw)
-
-        return gen()
 
 
 def generator_from_env(**overrides: Any) -> OpenAICompatibleLLM | ExtractiveAnswerer:

@@ -1,32 +1,51 @@
-"""The bits of the ``openai`` SDK that the LangChain and LlamaIndex chat adapters share.
+"""What the LangChain and LlamaIndex chat models over OpenAI-compatible servers share.
 
-Framework-free; ``openai`` is imported when a client is made (``pip install 'rerankit[openai]'``).
+Framework-free and thin: the requests, retries, deadlines, per-event-loop clients and secret
+handling are those of the one OpenAI-compatible client layer, :mod:`rerankit.remote.openai`
+(the LLM reranker's too). Here are only the settings (:class:`OpenAISettings`, from the
+environment), the wire messages, and the helpers the two pydantic models use for their secret
+fields. ``openai`` is imported when a client is made (``pip install 'rerankit[openai]'``).
+
+Why not the ecosystem adapters: ``llama-index-llms-openai-like`` does not install next to the
+pinned ``transformers`` 5 (it requires ``transformers<5``); ``langchain-openai`` (1.7.3)
+installs, but its ``ChatOpenAI`` keeps the SDK's own retry rule, builds one process-wide
+``httpx.AsyncClient`` (``lru_cache``) shared by every event loop, so a second ``asyncio.run``
+against a keep-alive server fails with "Event loop is closed", and has no total time budget
+for sync calls. Making it follow rerankit's rules would mean replacing its clients and its
+``_generate`` / ``_agenerate``, i.e. all of it but the message conversion. ``ChatOpenAI``
+still works in :func:`rerankit.langchain.build_rag_chain`, like any chat model.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from rerankit._deps import require
-from rerankit.errors import BackendError, ConfigurationError
+from rerankit.errors import ConfigurationError
+from rerankit.remote.limits import RetryPolicy
+from rerankit.remote.openai import Completion, OpenAIChat, OpenAIEndpoint
+from rerankit.remote.secrets import MASK, SecretMap, is_secret, resolve_api_key
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
 
 __all__ = [
     "DEFAULT_OPENAI_MODEL",
-    "OpenAIClients",
+    "ChatHolder",
+    "Completion",
     "OpenAIFields",
     "OpenAISettings",
-    "chat_completion",
     "env_values",
     "openai_configured",
     "settings_of",
 ]
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
-_PLACEHOLDER_KEY = "not-needed"  # OpenAI-compatible servers often need no key; the SDK wants one
 _ROLES = frozenset({"system", "user", "assistant", "developer"})
+_FEATURE = "The OpenAI-compatible chat model"
 
 
 def openai_configured(environ: Mapping[str, str] | None = None) -> bool:
@@ -39,12 +58,22 @@ def openai_configured(environ: Mapping[str, str] | None = None) -> bool:
     return bool(env.get("OPENAI_API_KEY") or env.get("OPENAI_BASE_URL"))
 
 
+def _check_float(name: str, value: object, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigurationError(f"{name} must be a positive number, got {value!r}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class OpenAISettings:
     """Where an OpenAI-compatible chat endpoint is and which model to ask.
 
     ``from_env()`` reads ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and ``OPENAI_MODEL`` (default
-    ``gpt-4o-mini``). The key never appears in ``repr``.
+    ``gpt-4o-mini``). The key (and every gateway header or query parameter that carries one) is
+    held as a pydantic ``SecretStr`` and never appears in ``repr``. ``timeout`` bounds each
+    request in total, ``deadline`` each call (retries included), ``max_retries`` the retries of
+    429, 5xx and connection errors.
 
     Example:
         >>> from rerankit.rag import OpenAISettings
@@ -54,18 +83,31 @@ class OpenAISettings:
     """
 
     model: str = DEFAULT_OPENAI_MODEL
-    api_key: str | None = field(default=None, repr=False)
+    api_key: SecretStr | None = field(default=None, repr=False)
     base_url: str | None = None
     timeout: float = 60.0
     max_retries: int = 2
+    deadline: float | None = 120.0
+    default_headers: Mapping[str, str | SecretStr] = field(default_factory=dict, repr=False)
+    default_query: Mapping[str, str | SecretStr] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
             raise ConfigurationError("model must be a non-empty str")
-        if not isinstance(self.timeout, int | float) or self.timeout <= 0:
-            raise ConfigurationError(f"timeout must be a positive number, got {self.timeout!r}")
-        if not isinstance(self.max_retries, int) or self.max_retries < 0:
+        _check_float("timeout", self.timeout)
+        _check_float("deadline", self.deadline, allow_none=True)
+        if (
+            isinstance(self.max_retries, bool)
+            or not isinstance(self.max_retries, int)
+            or self.max_retries < 0
+        ):
             raise ConfigurationError(f"max_retries must be an int >= 0, got {self.max_retries!r}")
+        key = resolve_api_key(self.api_key, env=None, extra="openai", feature=_FEATURE)
+        object.__setattr__(self, "api_key", key)
+        for name in ("default_headers", "default_query"):
+            value = getattr(self, name)
+            held = value if isinstance(value, SecretMap) else SecretMap(name, value)
+            object.__setattr__(self, name, held)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> OpenAISettings:
@@ -78,35 +120,35 @@ class OpenAISettings:
         values.update(overrides)
         return cls(**values)
 
-    def client_kwargs(self) -> dict[str, Any]:
-        return {
-            # An explicit key, else the SDK's own lookup (OPENAI_API_KEY); a placeholder for
-            # keyless OpenAI-compatible servers reached through base_url.
-            "api_key": self.api_key
-            or os.environ.get("OPENAI_API_KEY")
-            or (_PLACEHOLDER_KEY if self.base_url else None),
-            "base_url": self.base_url,
-            "timeout": self.timeout,
-            "max_retries": self.max_retries,
-        }
+    def endpoint(self) -> OpenAIEndpoint:
+        """The :class:`~rerankit.remote.openai.OpenAIEndpoint` of these settings; the key is
+        ``api_key``, else ``OPENAI_API_KEY``."""
+        key = self.api_key or resolve_api_key(
+            None, env="OPENAI_API_KEY", extra="openai", feature=_FEATURE
+        )
+        return OpenAIEndpoint(
+            base_url=self.base_url,
+            api_key=key,
+            default_headers=self.default_headers,
+            default_query=self.default_query,
+            timeout=self.timeout,
+            feature=_FEATURE,
+        )
 
-    def client(self) -> Any:
-        """A synchronous ``openai.OpenAI`` client."""
-        return self._make("OpenAI")
-
-    def async_client(self) -> Any:
-        """An ``openai.AsyncOpenAI`` client."""
-        return self._make("AsyncOpenAI")
-
-    def _make(self, cls: str) -> Any:
-        openai = _openai()
-        try:
-            return getattr(openai, cls)(**self.client_kwargs())
-        except openai.OpenAIError as exc:
+    def chat(self, name: Callable[[], str]) -> OpenAIChat:
+        """Chat completions with these settings (``name`` names the model in errors)."""
+        if self.api_key is None and self.base_url is None and not os.environ.get("OPENAI_API_KEY"):
             raise ConfigurationError(
-                f"cannot make an OpenAI client ({exc}); set OPENAI_API_KEY, or OPENAI_BASE_URL "
-                "for a keyless OpenAI-compatible server"
-            ) from exc
+                "the OpenAI-compatible chat model needs a key for the OpenAI API: pass "
+                "api_key=..., set OPENAI_API_KEY, or set base_url (OPENAI_BASE_URL) for a "
+                "keyless OpenAI-compatible server"
+            )
+        return OpenAIChat(
+            name=name,
+            endpoint=self.endpoint(),
+            retry=RetryPolicy(max_retries=self.max_retries),
+            deadline=self.deadline,
+        )
 
 
 class _Secret(Protocol):
@@ -132,6 +174,15 @@ class OpenAIFields(Protocol):
     @property
     def max_retries(self) -> int: ...
 
+    @property
+    def deadline(self) -> float | None: ...
+
+    @property
+    def default_headers(self) -> Mapping[str, Any] | None: ...
+
+    @property
+    def default_query(self) -> Mapping[str, Any] | None: ...
+
 
 def env_values() -> dict[str, Any]:
     """``model``, ``api_key`` and ``base_url`` from the environment, as an adapter's
@@ -141,41 +192,83 @@ def env_values() -> dict[str, Any]:
 
 
 def settings_of(fields: OpenAIFields) -> OpenAISettings:
-    """The :class:`OpenAISettings` of an adapter model, with its secret key revealed."""
+    """The :class:`OpenAISettings` of an adapter model."""
     return OpenAISettings(
         model=fields.model,
-        api_key=fields.api_key.get_secret_value() if fields.api_key is not None else None,
+        api_key=fields.api_key,  # type: ignore[arg-type]
         base_url=fields.base_url,
         timeout=fields.timeout,
         max_retries=fields.max_retries,
+        deadline=fields.deadline,
+        default_headers=dict(fields.default_headers or {}),
+        default_query=dict(fields.default_query or {}),
     )
 
 
-class OpenAIClients:
-    """An adapter's ``openai`` clients, each made on first use and then reused.
+class ChatHolder:
+    """An adapter's :class:`~rerankit.remote.openai.OpenAIChat`, made on first use.
 
-    The settings are read (``settings()``) only when a client is made.
+    A copy of the adapter gets a new, empty holder (clients are not shared or copied).
     """
 
     def __init__(self) -> None:
-        self._sync: Any = None
-        self._async: Any = None
+        self._lock = threading.Lock()
+        self._chat: OpenAIChat | None = None
 
-    def sync_client(self, settings: Callable[[], OpenAISettings]) -> Any:
-        """The ``openai.OpenAI`` client, made from ``settings()`` the first time."""
-        if self._sync is None:
-            self._sync = settings().client()
-        return self._sync
+    def get(self, make: Callable[[], OpenAIChat]) -> OpenAIChat:
+        with self._lock:
+            if self._chat is None:
+                self._chat = make()
+            return self._chat
 
-    def async_client(self, settings: Callable[[], OpenAISettings]) -> Any:
-        """The ``openai.AsyncOpenAI`` client, made from ``settings()`` the first time."""
-        if self._async is None:
-            self._async = settings().async_client()
-        return self._async
+    def __deepcopy__(self, memo: dict[int, Any]) -> ChatHolder:
+        return ChatHolder()
+
+    def __repr__(self) -> str:
+        return "ChatHolder()"
 
 
-def _openai() -> Any:
-    return require("openai", extra="openai", feature="The OpenAI-compatible chat model")
+# -- pydantic helpers of the two adapters ------------------------------------------------------
+
+
+def secret_key(value: Any) -> Any:
+    """``api_key`` as the adapters validate it: a ``SecretStr`` (``None`` when blank); a
+    masked key (what a serialisation holds) is refused rather than sent."""
+    if value is None:
+        return None
+    text = value.get_secret_value() if is_secret(value) else value
+    if text == MASK:
+        raise ConfigurationError(
+            "api_key is masked ('**********', as serialisations show it): pass the real key, "
+            "or leave it unset to read OPENAI_API_KEY"
+        )
+    return resolve_api_key(value, env=None, extra="openai", feature=_FEATURE)
+
+
+def secret_mapping(name: str, value: Any) -> dict[str, Any] | None:
+    """Gateway headers or query parameters, their secret values as ``SecretStr``."""
+    if value is None:
+        return None
+    held = SecretMap(name, value)
+    if any(v == MASK for v in held.reveal().values()):
+        raise ConfigurationError(f"{name} holds masked values: pass the real ones")
+    return dict(held)
+
+
+def dump_secret(value: Any) -> Any:
+    """A secret field as serialisations show it: :data:`MASK` for secrets."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return {k: MASK if is_secret(v) else v for k, v in value.items()}
+    return MASK if is_secret(value) else value
+
+
+def refuse_pickle(owner: object) -> None:
+    raise TypeError(
+        f"{type(owner).__name__} cannot be pickled (it holds an API key and live clients); "
+        "build it again from its settings and the key"
+    )
 
 
 def wire_messages(messages: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
@@ -206,50 +299,3 @@ def request(
     if stop:
         body["stop"] = list(stop)
     return body
-
-
-@dataclass(frozen=True)
-class Completion:
-    """The answer text of a chat completion and what the server said about it."""
-
-    text: str
-    model: str
-    finish_reason: str | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-
-
-def parse_completion(response: Any) -> Completion:
-    try:
-        choice = response.choices[0]
-        text = choice.message.content or ""
-    except (AttributeError, IndexError, TypeError) as exc:
-        raise BackendError(f"malformed chat completion: {response!r}") from exc
-    usage = getattr(response, "usage", None)
-    return Completion(
-        text=text,
-        model=str(getattr(response, "model", "") or ""),
-        finish_reason=getattr(choice, "finish_reason", None),
-        prompt_tokens=getattr(usage, "prompt_tokens", None),
-        completion_tokens=getattr(usage, "completion_tokens", None),
-    )
-
-
-def chat_completion(client: Any, body: dict[str, Any]) -> Completion:
-    """POST /v1/chat/completions with the sync client; SDK errors become BackendError."""
-    openai = _openai()
-    try:
-        response = client.chat.completions.create(**body)
-    except openai.OpenAIError as exc:
-        raise BackendError(f"chat completion failed: {exc}") from exc
-    return parse_completion(response)
-
-
-async def achat_completion(client: Any, body: dict[str, Any]) -> Completion:
-    """Async :func:`chat_completion`."""
-    openai = _openai()
-    try:
-        response = await client.chat.completions.create(**body)
-    except openai.OpenAIError as exc:
-        raise BackendError(f"chat completion failed: {exc}") from exc
-    return parse_completion(response)

@@ -6,8 +6,6 @@ import abc
 import asyncio
 import logging
 import math
-import threading
-import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
@@ -16,8 +14,9 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 from rerankit.base import Reranker, ScoreBatch
 from rerankit.calibration import Calibration
 from rerankit.errors import ConfigurationError
+from rerankit.remote.loops import Clients
 from rerankit.remote.resilience import Deadline, Failure, Resilience, RetryPolicy
-from rerankit.remote.secrets import MASK, redact
+from rerankit.remote.secrets import MASK, guard_logs, redact
 from rerankit.remote.usage import Usage, UsageCallback, UsageMeter
 from rerankit.types import Candidate
 
@@ -103,17 +102,6 @@ def check_text(name: str, value: object, *, allow_none: bool = False) -> str | N
     return value.strip()
 
 
-def check_str_mapping(name: str, value: object) -> dict[str, str]:
-    """``value`` (a mapping of str to str, or None) as a new dict."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise ConfigurationError(f"{name} must be a mapping of str to str")
-    return dict(value)
-
-
 def batch_labels(request: str, spans: list[range]) -> Callable[[int], str]:
     """Names of the requests of a call cut into ``spans``, for errors and logs."""
 
@@ -197,11 +185,10 @@ class RemoteReranker(Reranker):
             classify=self._classify,
             redact=self._redact,
         )
-        self._client_lock = threading.Lock()
-        self._sync_client: Any = None
-        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
-            weakref.WeakKeyDictionary()
+        self._clients: Clients[Any] = Clients(
+            self._new_client, self._new_async_client, _close, _aclose
         )
+        guard_logs(self)  # its secrets are scrubbed from every log record while it lives
 
     # -- settings ------------------------------------------------------------------------------
 
@@ -263,46 +250,22 @@ class RemoteReranker(Reranker):
 
     def _client(self) -> Any:
         """The sync client, created on first use."""
-        with self._client_lock:
-            if self._sync_client is None:
-                self._sync_client = self._new_client()
-            return self._sync_client
+        return self._clients.sync()
 
     def _aclient(self) -> Any:
-        """The async client of the running event loop, created on first use."""
-        loop = asyncio.get_running_loop()
-        with self._client_lock:
-            for closed in [other for other in self._async_clients if other.is_closed()]:
-                # Its connections died with it; holding the client would keep the loop alive.
-                del self._async_clients[closed]
-            client = self._async_clients.get(loop)
-            if client is None:
-                client = self._async_clients[loop] = self._new_async_client()
-            return client
+        """The async client of the running event loop, created on first use and closed when
+        that loop shuts down."""
+        return self._clients.current()
 
     def close(self) -> None:
         """Close the sync client (a new one is created if the reranker is used again)."""
-        with self._client_lock:
-            client, self._sync_client = self._sync_client, None
-        if client is not None:
-            _close(client)
+        self._clients.close()
 
     async def aclose(self) -> None:
         """Close the clients of the running event loop and the sync client."""
-        loop = asyncio.get_running_loop()
-        with self._client_lock:
-            client = self._async_clients.pop(loop, None)
-        if client is not None:
-            await _aclose(client)
-        self.close()
+        await self._clients.aclose()
 
     # -- secrets, reprs, config ----------------------------------------------------------------
-
-    def _sdk_key(self) -> str:
-        """The key for an SDK that insists on one: a placeholder when there is none (local
-        servers take any)."""
-        key = self.api_key
-        return key.get_secret_value() if key is not None else "no-key"
 
     def _secrets(self) -> list[str]:
         key = self.api_key
@@ -367,6 +330,7 @@ class RemoteReranker(Reranker):
     def __copy__(self) -> RemoteReranker:
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
+        guard_logs(clone)
         return clone
 
     def __getstate__(self) -> dict[str, Any]:
@@ -444,22 +408,14 @@ class RemoteReranker(Reranker):
 
 
 def _close(client: Any) -> None:
-    close = getattr(client, "close", None)
-    if callable(close):
-        try:
-            close()
-        except Exception:  # closing is best effort
-            log.debug("closing a client failed", exc_info=True)
+    client.close()
 
 
 async def _aclose(client: Any) -> None:
     for name in ("aclose", "close"):
         method = getattr(client, name, None)
         if callable(method):
-            try:
-                result = method()
-                if asyncio.iscoroutine(result):
-                    await result
-            except Exception:  # closing is best effort
-                log.debug("closing a client failed", exc_info=True)
+            result = method()
+            if asyncio.iscoroutine(result):
+                await result
             return

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from rerankit.errors import BackendError
 
 __all__ = [
+    "BadResponse",
     "DeadlineExceededError",
     "FallbackExhaustedError",
     "MalformedResponseError",
@@ -82,6 +83,11 @@ class DeadlineExceededError(RemoteError):
 
 class MalformedResponseError(RemoteError):
     """The answer was not valid JSON, or does not account for each document exactly once."""
+
+
+class BadResponse(Exception):
+    """Raised inside a request when the server's answer is unusable; the retry loop turns it
+    into a :class:`MalformedResponseError` (never retried). Its message names the field."""
 
 
 class FallbackExhaustedError(BackendError):

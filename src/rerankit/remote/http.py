@@ -35,19 +35,22 @@ def status_failure(status: int, headers: Mapping[str, str] | None, body: Any) ->
 
 
 def classify_httpx(exc: BaseException) -> Failure | None:
-    """httpx transport errors: timeouts and connection failures (both retried)."""
-    httpx: Any = sys.modules.get("httpx")
-    if httpx is None:
-        return None
-    if isinstance(exc, httpx.TimeoutException):
-        return Failure("timeout", f"the request timed out ({type(exc).__name__})")
-    if isinstance(exc, httpx.TransportError):
-        return Failure("connection", f"connection error ({type(exc).__name__}: {exc})")
-    if isinstance(exc, httpx.HTTPStatusError):
-        response = exc.response
-        try:
-            body: Any = json.loads(response.text)
-        except ValueError:
-            body = response.text
-        return status_failure(response.status_code, dict(response.headers), body)
+    """Transport errors of ``httpx`` and ``httpx2`` (the ``openai`` SDK's): timeouts and
+    connection failures (both retried), and status errors."""
+    for name in ("httpx", "httpx2"):
+        hx: Any = sys.modules.get(name)
+        if hx is None:
+            continue
+        if isinstance(exc, hx.TimeoutException):
+            return Failure("timeout", f"the request timed out ({type(exc).__name__})")
+        if isinstance(exc, hx.TransportError):
+            return Failure("connection", f"connection error ({type(exc).__name__}: {exc})")
+        if isinstance(exc, hx.HTTPStatusError):
+            response = exc.response
+            text = response.content.decode("utf-8", "replace")
+            try:
+                body: Any = json.loads(text)
+            except ValueError:
+                body = text
+            return status_failure(response.status_code, dict(response.headers), body)
     return None

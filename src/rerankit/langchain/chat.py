@@ -1,0 +1,187 @@
+""":class:`ChatOpenAICompatible`: a LangChain chat model for any OpenAI-compatible
+``/v1/chat/completions``, on rerankit's one OpenAI-compatible client layer
+(:mod:`rerankit.remote.openai`, the LLM reranker's too).
+
+Why not ``langchain_openai.ChatOpenAI``: see :mod:`rerankit.rag._openai` (it keeps its own
+retry rule, shares one async client across event loops, and has no total time budget for sync
+calls); it still works in :func:`rerankit.langchain.build_rag_chain`, like any chat model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_serializer, field_validator
+
+from rerankit.errors import ConfigurationError
+from rerankit.rag._openai import (
+    DEFAULT_OPENAI_MODEL,
+    ChatHolder,
+    Completion,
+    OpenAISettings,
+    dump_secret,
+    env_values,
+    refuse_pickle,
+    request,
+    secret_key,
+    secret_mapping,
+    settings_of,
+)
+from rerankit.remote.openai import OpenAIChat
+
+__all__ = ["ChatOpenAICompatible"]
+
+_ROLE = {"system": "system", "human": "user", "ai": "assistant", "developer": "developer"}
+
+
+class ChatOpenAICompatible(BaseChatModel):
+    """A minimal LangChain chat model for any OpenAI-compatible ``/v1/chat/completions``.
+
+    Built on the ``openai`` SDK (``pip install 'rerankit[openai]'``) through rerankit's
+    OpenAI-compatible client layer, so it follows the same rules as the remote rerankers:
+    ``timeout`` bounds each request in total (also when a server trickles its answer),
+    ``deadline`` each call, retries included; 429, 5xx and connection errors are retried up to
+    ``max_retries`` times with backoff honouring ``Retry-After``; failures raise the typed
+    :class:`~rerankit.remote.RemoteError` subclasses (so :class:`~rerankit.BackendError`). Text
+    in, text out: no tools, no streaming of tokens.
+
+    ``from_env()`` reads ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and ``OPENAI_MODEL`` (default
+    ``gpt-4o-mini``); a keyless local server only needs ``base_url``. ``default_headers`` and
+    ``default_query`` reach Azure-style gateways; like ``api_key``, values that carry keys are
+    held as ``SecretStr`` and masked in every repr and serialisation. It cannot be pickled.
+
+    Example:
+        >>> from rerankit.langchain import ChatOpenAICompatible
+        >>> llm = ChatOpenAICompatible(model="llama3", base_url="http://localhost:11434/v1")
+        >>> llm.model, llm.temperature
+        ('llama3', 0.0)
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    model: str = Field(default=DEFAULT_OPENAI_MODEL, min_length=1, description="Model name.")
+    api_key: SecretStr | None = Field(default=None, description="API key (else OPENAI_API_KEY).")
+    base_url: str | None = Field(default=None, description="Endpoint, e.g. http://host/v1.")
+    temperature: float | None = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, ge=1)
+    timeout: float = Field(default=60.0, gt=0, description="Seconds per request, in total.")
+    deadline: float | None = Field(default=120.0, gt=0, description="Seconds per call.")
+    max_retries: int = Field(default=2, ge=0)
+    default_headers: dict[str, str | SecretStr] | None = Field(default=None)
+    default_query: dict[str, str | SecretStr] | None = Field(default=None)
+
+    _chat: ChatHolder = PrivateAttr(default_factory=ChatHolder)
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _key(cls, value: Any) -> Any:
+        return secret_key(value)
+
+    @field_validator("default_headers", "default_query", mode="before")
+    @classmethod
+    def _mapping(cls, value: Any, info: Any) -> Any:
+        return secret_mapping(info.field_name, value)
+
+    @field_serializer("api_key", "default_headers", "default_query")
+    def _dump(self, value: Any) -> Any:
+        return dump_secret(value)
+
+    def __repr__(self) -> str:
+        return f"ChatOpenAICompatible(model={self.model!r}, base_url={self.base_url!r})"
+
+    def __str__(self) -> str:
+        return repr(self)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        refuse_pickle(self)
+        return {}  # pragma: no cover
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> ChatOpenAICompatible:
+        """From ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and ``OPENAI_MODEL``; ``overrides`` win."""
+        return cls(**{**env_values(), **overrides})
+
+    @property
+    def _llm_type(self) -> str:
+        return "openai-compatible"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model": self.model, "base_url": self.base_url, "temperature": self.temperature}
+
+    def _settings(self) -> OpenAISettings:
+        return settings_of(self)
+
+    def _client(self) -> OpenAIChat:
+        return self._chat.get(lambda: self._settings().chat(self._name))
+
+    def _name(self) -> str:
+        return f"ChatOpenAICompatible(model={self.model!r})"
+
+    def _body(self, messages: list[BaseMessage], stop: list[str] | None) -> dict[str, Any]:
+        pairs = []
+        for message in messages:
+            role = getattr(message, "role", None) if message.type == "chat" else None
+            role = role or _ROLE.get(message.type)
+            if role is None:
+                raise ConfigurationError(
+                    f"ChatOpenAICompatible cannot send a {message.type!r} message"
+                )
+            pairs.append((role, message.text))
+        return request(
+            self._settings(),
+            pairs,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            stop=stop,
+        )
+
+    @staticmethod
+    def _result(completion: Completion) -> ChatResult:
+        usage: UsageMetadata | None = None
+        if completion.prompt_tokens is not None and completion.completion_tokens is not None:
+            usage = UsageMetadata(
+                input_tokens=completion.prompt_tokens,
+                output_tokens=completion.completion_tokens,
+                total_tokens=completion.prompt_tokens + completion.completion_tokens,
+            )
+        message = AIMessage(
+            content=completion.text,
+            response_metadata={
+                "model_name": completion.model,
+                "finish_reason": completion.finish_reason,
+            },
+            usage_metadata=usage,
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return self._result(self._client().complete(self._body(messages, stop)))
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return self._result(await self._client().acomplete(self._body(messages, stop)))
+
+    def close(self) -> None:
+        """Close the sync client (a new one is made on next use)."""
+        self._client().close()
+
+    async def aclose(self) -> None:
+        """Close the running event loop's client and the sync client."""
+        await self._client().aclose()
