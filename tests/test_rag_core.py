@@ -360,7 +360,7 @@ DOCTEST_MODULES = [
     "rerankit.rag.prompt",
     "rerankit.rag.extractive",
     "rerankit.rag.answer",
-    "rerankit.rag._openai",
+    "rerankit.rag.openai_settings",
     "rerankit._lazy",
     "rerankit.qdrant",
     "rerankit.langchain.embeddings",
@@ -442,27 +442,25 @@ def test_check_ingest_args_messages() -> None:
             check(**kwargs)
 
 
-def test_check_rag_args_resolves_the_reranker_and_rejects_bad_values() -> None:
-    from rerankit.rag._checks import check_prompt_args, check_rag_args
+def test_rag_settings_resolve_the_reranker_and_reject_bad_values() -> None:
+    from rerankit.rag.checks import check_prompt_args, rag_settings
     from rerankit.threshold import ThresholdPolicy
 
     def check(**kwargs: object) -> object:
-        args: dict[str, object] = {
-            "reranker": OverlapReranker(),
-            "fetch_k": 5,
-            "top_n": 3,
-            "min_score": None,
-            "policy": None,
-            "prompt": None,
-            "source_key": None,
-            **kwargs,
-        }
-        return check_rag_args(**args)  # type: ignore[arg-type]
+        args: dict[str, object] = {"reranker": OverlapReranker(), "fetch_k": 5, **kwargs}
+        return rag_settings("builder", args).reranker
 
     reranker = OverlapReranker()
     assert check(reranker=reranker) is reranker
     assert getattr(check(reranker="embedding"), "backend", None) == "embedding"
+    assert getattr(check(reranker=None), "backend", None) == "none"
     assert check(policy=ThresholdPolicy(min_keep=1), prompt=RagPrompt(), source_key="url")
+    defaults = rag_settings("builder", {})
+    assert (defaults.reranker.backend, defaults.fetch_k, defaults.top_n) == ("embedding", 20, 4)
+    with pytest.raises(TypeError, match="unexpected keyword arguments: \\['topn'\\]"):
+        rag_settings("builder", {"topn": 3})
+    with pytest.raises(ConfigurationError, match="top_n or min_ratio"):
+        rag_settings("builder", {"reranker": None, "min_score": 0.5})
     cases = [
         ({"fetch_k": 0}, "fetch_k must be a positive int, got 0"),
         ({"fetch_k": True}, "fetch_k must be a positive int, got True"),
@@ -486,7 +484,7 @@ def test_check_rag_args_resolves_the_reranker_and_rejects_bad_values() -> None:
 def test_openai_adapter_helpers(monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import dataclass
 
-    from rerankit.rag._openai import ChatHolder, OpenAISettings, env_values, settings_of
+    from rerankit.rag.openai_settings import ChatHolder, OpenAISettings, env_values, settings_of
 
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")

@@ -214,6 +214,7 @@ def _load_in_subprocess(spec: str, env: dict[str, str]) -> tuple[float, str]:
     code = textwrap.dedent(
         f"""
         import time
+        import sentence_transformers  # imported first: the time below is the model's alone
         from rerankit import from_spec
         from rerankit.errors import ModelUnavailableError
         start = time.perf_counter()

@@ -2,7 +2,7 @@
 ``/v1/chat/completions``, on rerankit's one OpenAI-compatible client layer
 (:mod:`rerankit.remote.openai`, the LLM reranker's too).
 
-Why not ``langchain_openai.ChatOpenAI``: see :mod:`rerankit.rag._openai` (it keeps its own
+Why not ``langchain_openai.ChatOpenAI``: see :mod:`rerankit.rag.openai_settings` (it keeps its own
 retry rule, shares one async client across event loops, and has no total time budget for sync
 calls); it still works in :func:`rerankit.langchain.build_rag_chain`, like any chat model.
 """
@@ -16,30 +16,21 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_serializer, field_validator
+from pydantic import ConfigDict
 
 from rerankit.errors import ConfigurationError
-from rerankit.rag._openai import (
-    DEFAULT_OPENAI_MODEL,
-    ChatHolder,
+from rerankit.rag.chat_fields import OpenAIChatFields
+from rerankit.rag.openai_settings import (
     Completion,
-    OpenAISettings,
-    dump_secret,
-    env_values,
-    refuse_pickle,
     request,
-    secret_key,
-    secret_mapping,
-    settings_of,
 )
-from rerankit.remote.openai import OpenAIChat
 
 __all__ = ["ChatOpenAICompatible"]
 
 _ROLE = {"system": "system", "human": "user", "ai": "assistant", "developer": "developer"}
 
 
-class ChatOpenAICompatible(BaseChatModel):
+class ChatOpenAICompatible(OpenAIChatFields, BaseChatModel):
     """A minimal LangChain chat model for any OpenAI-compatible ``/v1/chat/completions``.
 
     Built on the ``openai`` SDK (``pip install 'rerankit[openai]'``) through rerankit's
@@ -64,48 +55,6 @@ class ChatOpenAICompatible(BaseChatModel):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    model: str = Field(default=DEFAULT_OPENAI_MODEL, min_length=1, description="Model name.")
-    api_key: SecretStr | None = Field(default=None, description="API key (else OPENAI_API_KEY).")
-    base_url: str | None = Field(default=None, description="Endpoint, e.g. http://host/v1.")
-    temperature: float | None = Field(default=0.0, ge=0.0, le=2.0)
-    max_tokens: int | None = Field(default=None, ge=1)
-    timeout: float = Field(default=60.0, gt=0, description="Seconds per request, in total.")
-    deadline: float | None = Field(default=120.0, gt=0, description="Seconds per call.")
-    max_retries: int = Field(default=2, ge=0)
-    default_headers: dict[str, str | SecretStr] | None = Field(default=None)
-    default_query: dict[str, str | SecretStr] | None = Field(default=None)
-
-    _chat: ChatHolder = PrivateAttr(default_factory=ChatHolder)
-
-    @field_validator("api_key", mode="before")
-    @classmethod
-    def _key(cls, value: Any) -> Any:
-        return secret_key(value)
-
-    @field_validator("default_headers", "default_query", mode="before")
-    @classmethod
-    def _mapping(cls, value: Any, info: Any) -> Any:
-        return secret_mapping(info.field_name, value)
-
-    @field_serializer("api_key", "default_headers", "default_query")
-    def _dump(self, value: Any) -> Any:
-        return dump_secret(value)
-
-    def __repr__(self) -> str:
-        return f"ChatOpenAICompatible(model={self.model!r}, base_url={self.base_url!r})"
-
-    def __str__(self) -> str:
-        return repr(self)
-
-    def __getstate__(self) -> dict[Any, Any]:
-        refuse_pickle(self)
-        return {}  # pragma: no cover
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> ChatOpenAICompatible:
-        """From ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and ``OPENAI_MODEL``; ``overrides`` win."""
-        return cls(**{**env_values(), **overrides})
-
     @property
     def _llm_type(self) -> str:
         return "openai-compatible"
@@ -113,15 +62,6 @@ class ChatOpenAICompatible(BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {"model": self.model, "base_url": self.base_url, "temperature": self.temperature}
-
-    def _settings(self) -> OpenAISettings:
-        return settings_of(self)
-
-    def _client(self) -> OpenAIChat:
-        return self._chat.get(lambda: self._settings().chat(self._name))
-
-    def _name(self) -> str:
-        return f"ChatOpenAICompatible(model={self.model!r})"
 
     def _body(self, messages: list[BaseMessage], stop: list[str] | None) -> dict[str, Any]:
         pairs = []

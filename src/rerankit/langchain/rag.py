@@ -2,11 +2,9 @@
 
 * :func:`build_rag_chain`: the LCEL chain ``retrieve -> RerankCompressor (+ threshold) ->
   prompt -> chat model``, which abstains without calling the model when nothing passes;
-* :func:`generator_from_env` picks :class:`~rerankit.langchain.ChatOpenAICompatible` (in
-  :mod:`rerankit.langchain.chat`) when ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set and
-  the offline :class:`~rerankit.rag.ExtractiveAnswerer` otherwise.
+* :func:`generator_from_env`: the chat model of the examples.
 
-The Qdrant ingestion (:func:`rerankit.langchain.build_qdrant_store`) is in
+Chat models live in :mod:`rerankit.langchain.chat`, the Qdrant ingestion in
 :mod:`rerankit.langchain.store`.
 """
 
@@ -30,8 +28,8 @@ from langchain_core.runnables import (
 )
 from langchain_core.vectorstores import VectorStore
 
+from rerankit._typing import Unpack
 from rerankit.annotate import RELEVANCE_SCORE_KEY
-from rerankit.base import Reranker
 from rerankit.candidates import validate_query
 from rerankit.errors import ConfigurationError
 from rerankit.langchain.chat import ChatOpenAICompatible
@@ -45,12 +43,11 @@ from rerankit.rag import (
     RagPrompt,
     Source,
     format_prompt,
-    openai_configured,
     parse_citations,
-    resolve_source_id,
 )
-from rerankit.rag._checks import check_rag_args
-from rerankit.threshold import ThresholdPolicy
+from rerankit.rag.checks import RagOptions, rag_settings
+from rerankit.rag.openai_settings import generator_from_env as pick_generator
+from rerankit.rag.prompt import numbered_sources
 
 __all__ = [
     "ChatOpenAICompatible",
@@ -68,9 +65,7 @@ def generator_from_env(**overrides: Any) -> ChatOpenAICompatible | ExtractiveAns
 
     ``overrides`` go to :meth:`ChatOpenAICompatible.from_env`.
     """
-    if openai_configured():
-        return ChatOpenAICompatible.from_env(**overrides)
-    return ExtractiveAnswerer()
+    return pick_generator(ChatOpenAICompatible.from_env, **overrides)
 
 
 # -- the chain --------------------------------------------------------------------------------
@@ -107,24 +102,17 @@ def _role(message: BaseMessage) -> str:
 
 
 def _sources(documents: Sequence[Document], source_key: str | None) -> list[Source]:
-    out = []
-    for number, doc in enumerate(documents, start=1):
+    def passage(doc: Document) -> tuple[str, str | None, Mapping[str, Any], float | None]:
         doc_id = doc.id or doc.metadata.get("_id")
         score = doc.metadata.get(RELEVANCE_SCORE_KEY)
-        out.append(
-            Source(
-                number=number,
-                source_id=resolve_source_id(
-                    doc.metadata,
-                    doc_id=str(doc_id) if doc_id is not None else None,
-                    number=number,
-                    key=source_key,
-                ),
-                text=doc.page_content,
-                score=float(score) if isinstance(score, int | float) else None,
-            )
+        return (
+            doc.page_content,
+            str(doc_id) if doc_id is not None else None,
+            doc.metadata,
+            float(score) if isinstance(score, int | float) else None,
         )
-    return out
+
+    return numbered_sources((passage(d) for d in documents), key=source_key)
 
 
 def _llm_name(llm: BaseChatModel) -> str:
@@ -136,17 +124,14 @@ def build_rag_chain(
     *,
     retriever: VectorStore | BaseRetriever,
     llm: BaseChatModel | ExtractiveAnswerer,
-    reranker: Reranker | str = "embedding",
-    fetch_k: int = 20,
-    top_n: int | None = 4,
-    min_score: float | None = None,
-    policy: ThresholdPolicy | None = None,
-    prompt: RagPrompt | None = None,
-    source_key: str | None = None,
+    **options: Unpack[RagOptions],
 ) -> Runnable[Any, RagChainOutput]:
     """An LCEL chain: retrieve, rerank and threshold, prompt, generate, with citations.
 
-    Steps (each a named runnable, visible in traces):
+    The options are those of :func:`rerankit.llama_index.build_query_engine` too
+    (:class:`~rerankit.rag.checks.RagOptions`): ``reranker`` (default ``"embedding"``;
+    ``None`` for none), ``fetch_k`` (20), ``top_n`` (4), ``min_score``, ``policy``, ``prompt``
+    and ``source_key``. Steps (each a named runnable, visible in traces):
 
     1. ``retrieve``: ``fetch_k`` candidates from ``retriever`` (a ``QdrantVectorStore`` or any
        vector store, searched with ``k=fetch_k``; or any retriever);
@@ -190,19 +175,9 @@ def build_rag_chain(
             "llm must be a LangChain chat model (BaseChatModel) or an ExtractiveAnswerer, got "
             f"{type(llm).__name__}"
         )
-    resolved = check_rag_args(
-        reranker=reranker,
-        fetch_k=fetch_k,
-        top_n=top_n,
-        min_score=min_score,
-        policy=policy,
-        prompt=prompt,
-        source_key=source_key,
-    )
-    compressor = RerankCompressor(
-        reranker=resolved, top_n=top_n, min_score=min_score, policy=policy
-    )
-    rag_prompt = prompt or RagPrompt()
+    settings = rag_settings("build_rag_chain", options)
+    compressor = RerankCompressor(reranker=settings.reranker, **settings.threshold())
+    fetch_k, source_key, rag_prompt = settings.fetch_k, settings.source_key, settings.prompt
     chat_prompt = _chat_prompt(rag_prompt)
     base: BaseRetriever = (
         retriever.as_retriever(search_kwargs={"k": fetch_k})

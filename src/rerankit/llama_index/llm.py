@@ -3,7 +3,7 @@
 (:mod:`rerankit.remote.openai`, the LLM reranker's too).
 
 Why not ``llama-index-llms-openai-like``: it requires ``transformers<5`` and does not install
-next to the pinned ``transformers`` 5 (see :mod:`rerankit.rag._openai`).
+next to the pinned ``transformers`` 5 (see :mod:`rerankit.rag.openai_settings`).
 """
 
 from __future__ import annotations
@@ -22,33 +22,20 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.bridge.pydantic import (
     Field,
-    PrivateAttr,
-    SecretStr,
-    field_serializer,
-    field_validator,
 )
 from llama_index.core.llms import CustomLLM
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 
-from rerankit.rag._openai import (
-    DEFAULT_OPENAI_MODEL,
-    ChatHolder,
+from rerankit.rag.chat_fields import OpenAIChatFields
+from rerankit.rag.openai_settings import (
     Completion,
-    OpenAISettings,
-    dump_secret,
-    env_values,
-    refuse_pickle,
     request,
-    secret_key,
-    secret_mapping,
-    settings_of,
 )
-from rerankit.remote.openai import OpenAIChat
 
 __all__ = ["OpenAICompatibleLLM"]
 
 
-class OpenAICompatibleLLM(CustomLLM):
+class OpenAICompatibleLLM(OpenAIChatFields, CustomLLM):
     """A minimal LlamaIndex LLM for any OpenAI-compatible ``/v1/chat/completions``.
 
     Built on the ``openai`` SDK (``pip install 'rerankit[openai]'``) through rerankit's
@@ -70,48 +57,7 @@ class OpenAICompatibleLLM(CustomLLM):
         ('llama3', True)
     """
 
-    model: str = Field(default=DEFAULT_OPENAI_MODEL, min_length=1)
-    api_key: SecretStr | None = Field(default=None, description="API key (else OPENAI_API_KEY).")
-    base_url: str | None = Field(default=None, description="Endpoint, e.g. http://host/v1.")
-    temperature: float | None = Field(default=0.0, ge=0.0, le=2.0)
-    max_tokens: int | None = Field(default=None, ge=1)
     context_window: int = Field(default=8192, gt=0)
-    timeout: float = Field(default=60.0, gt=0, description="Seconds per request, in total.")
-    deadline: float | None = Field(default=120.0, gt=0, description="Seconds per call.")
-    max_retries: int = Field(default=2, ge=0)
-    default_headers: dict[str, str | SecretStr] | None = Field(default=None)
-    default_query: dict[str, str | SecretStr] | None = Field(default=None)
-
-    _chat: ChatHolder = PrivateAttr(default_factory=ChatHolder)
-
-    @field_validator("api_key", mode="before")
-    @classmethod
-    def _key(cls, value: Any) -> Any:
-        return secret_key(value)
-
-    @field_validator("default_headers", "default_query", mode="before")
-    @classmethod
-    def _mapping(cls, value: Any, info: Any) -> Any:
-        return secret_mapping(info.field_name, value)
-
-    @field_serializer("api_key", "default_headers", "default_query")
-    def _dump(self, value: Any) -> Any:
-        return dump_secret(value)
-
-    def __repr__(self) -> str:
-        return f"OpenAICompatibleLLM(model={self.model!r}, base_url={self.base_url!r})"
-
-    def __str__(self) -> str:
-        return repr(self)
-
-    def __getstate__(self) -> dict[str, Any]:
-        refuse_pickle(self)
-        return {}  # pragma: no cover
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> OpenAICompatibleLLM:
-        """From ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and ``OPENAI_MODEL``; ``overrides`` win."""
-        return cls(**{**env_values(), **overrides})
 
     @classmethod
     def class_name(cls) -> str:
@@ -125,15 +71,6 @@ class OpenAICompatibleLLM(CustomLLM):
             is_chat_model=True,
             model_name=self.model,
         )
-
-    def _settings(self) -> OpenAISettings:
-        return settings_of(self)
-
-    def _client(self) -> OpenAIChat:
-        return self._chat.get(lambda: self._settings().chat(self._name))
-
-    def _name(self) -> str:
-        return f"OpenAICompatibleLLM(model={self.model!r})"
 
     def _body(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> dict[str, Any]:
         pairs = [(m.role.value, m.content or "") for m in messages]

@@ -2,12 +2,11 @@
 
 * :func:`build_query_engine`: a ``RetrieverQueryEngine`` with :class:`RerankPostprocessor`
   and :class:`CitingSynthesizer`, which abstains without calling the LLM when nothing passes;
-* :func:`generator_from_env` picks :class:`~rerankit.llama_index.OpenAICompatibleLLM` (in
-  :mod:`rerankit.llama_index.llm`) when ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set and
-  the offline :class:`~rerankit.rag.ExtractiveAnswerer` otherwise.
+* :func:`generator_from_env`: the LLM of the examples (an OpenAI-compatible one when the
+  environment configures it, else the offline extractive answerer).
 
-The Qdrant ingestion (:func:`rerankit.llama_index.build_qdrant_index`) is in
-:mod:`rerankit.llama_index.store`.
+See :mod:`rerankit.llama_index.llm` for the LLM and :mod:`rerankit.llama_index.store` for
+building the index.
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ from llama_index.core.schema import (
     QueryBundle,
 )
 
-from rerankit.base import Reranker
+from rerankit._typing import Unpack
 from rerankit.errors import ConfigurationError
 from rerankit.llama_index.llm import OpenAICompatibleLLM
 from rerankit.llama_index.postprocessor import RerankPostprocessor
@@ -55,12 +54,11 @@ from rerankit.rag import (
     RagPrompt,
     Source,
     format_prompt,
-    openai_configured,
     parse_citations,
-    resolve_source_id,
 )
-from rerankit.rag._checks import check_prompt_args, check_rag_args
-from rerankit.threshold import ThresholdPolicy
+from rerankit.rag.checks import RagOptions, check_prompt_args, rag_settings
+from rerankit.rag.openai_settings import generator_from_env as pick_generator
+from rerankit.rag.prompt import numbered_sources
 
 __all__ = [
     "CitingSynthesizer",
@@ -78,9 +76,7 @@ def generator_from_env(**overrides: Any) -> OpenAICompatibleLLM | ExtractiveAnsw
 
     ``overrides`` go to :meth:`OpenAICompatibleLLM.from_env`.
     """
-    if openai_configured():
-        return OpenAICompatibleLLM.from_env(**overrides)
-    return ExtractiveAnswerer()
+    return pick_generator(OpenAICompatibleLLM.from_env, **overrides)
 
 
 # -- retrieval in a worker thread ------------------------------------------------------------
@@ -104,21 +100,18 @@ class _ThreadedAsyncRetriever(BaseRetriever):
 
 
 def _sources(nodes: Sequence[NodeWithScore], source_key: str | None) -> list[Source]:
-    out = []
-    for number, item in enumerate(nodes, start=1):
-        node = item.node
-        doc_id = node.ref_doc_id or node.node_id
-        out.append(
-            Source(
-                number=number,
-                source_id=resolve_source_id(
-                    node.metadata, doc_id=doc_id, number=number, key=source_key
-                ),
-                text=node.get_content(metadata_mode=MetadataMode.NONE),
-                score=item.score,
+    return numbered_sources(
+        (
+            (
+                item.node.get_content(metadata_mode=MetadataMode.NONE),
+                item.node.ref_doc_id or item.node.node_id,
+                item.node.metadata,
+                item.score,
             )
-        )
-    return out
+            for item in nodes
+        ),
+        key=source_key,
+    )
 
 
 def _chat(messages: Sequence[PromptMessage]) -> list[ChatMessage]:
@@ -337,16 +330,15 @@ def build_query_engine(
     *,
     index: VectorStoreIndex | BaseRetriever,
     llm: LLM | ExtractiveAnswerer,
-    reranker: Reranker | str = "embedding",
-    fetch_k: int = 20,
-    top_n: int | None = 4,
-    min_score: float | None = None,
-    policy: ThresholdPolicy | None = None,
-    prompt: RagPrompt | None = None,
-    source_key: str | None = None,
     hybrid: bool | None = None,
+    **options: Unpack[RagOptions],
 ) -> RetrieverQueryEngine:
     """A query engine: retrieve from the index, rerank and threshold, answer with citations.
+
+    The options are those of :func:`rerankit.langchain.build_rag_chain` too
+    (:class:`~rerankit.rag.checks.RagOptions`): ``reranker`` (default ``"embedding"``;
+    ``None`` for none), ``fetch_k`` (20), ``top_n`` (4), ``min_score``, ``policy``, ``prompt``
+    and ``source_key``.
 
     1. retrieve ``fetch_k`` nodes from ``index`` (a ``VectorStoreIndex``, e.g. from
        :func:`build_qdrant_index`; ``hybrid`` mode when its Qdrant store has sparse vectors,
@@ -381,19 +373,12 @@ def build_query_engine(
         raise ConfigurationError(
             f"index must be a VectorStoreIndex or a retriever, got {type(index).__name__}"
         )
-    resolved = check_rag_args(
-        reranker=reranker,
-        fetch_k=fetch_k,
-        top_n=top_n,
-        min_score=min_score,
-        policy=policy,
-        prompt=prompt,
-        source_key=source_key,
+    settings = rag_settings("build_query_engine", options)
+    postprocessor = RerankPostprocessor(reranker=settings.reranker, **settings.threshold())
+    synthesizer = CitingSynthesizer(
+        llm=llm, prompt=settings.prompt, source_key=settings.source_key
     )
-    postprocessor = RerankPostprocessor(
-        reranker=resolved, top_n=top_n, min_score=min_score, policy=policy
-    )
-    synthesizer = CitingSynthesizer(llm=llm, prompt=prompt, source_key=source_key)
+    fetch_k = settings.fetch_k
     if isinstance(index, VectorStoreIndex):
         if hybrid is None:
             hybrid = bool(getattr(index.vector_store, "enable_hybrid", False))

@@ -21,7 +21,6 @@ Example:
     (True, True, None)
 """
 
-from rerankit.rag._openai import DEFAULT_OPENAI_MODEL, OpenAISettings, openai_configured
 from rerankit.rag.answer import (
     ABSTAINED,
     EXTRACTIVE,
@@ -37,6 +36,7 @@ from rerankit.rag.extractive import (
     ExtractiveAnswer,
     ExtractiveAnswerer,
 )
+from rerankit.rag.openai_settings import DEFAULT_OPENAI_MODEL, OpenAISettings, openai_configured
 from rerankit.rag.prompt import (
     ABSTAIN_ANSWER,
     DEFAULT_PASSAGE,

@@ -33,6 +33,7 @@ __all__ = [
     "RagPrompt",
     "Source",
     "format_prompt",
+    "numbered_sources",
     "parse_citations",
     "resolve_source_id",
 ]
@@ -135,6 +136,33 @@ def resolve_source_id(
     if len(text) > _MAX_SOURCE_ID:
         text = text[: _MAX_SOURCE_ID - 3] + "..."
     return text
+
+
+def numbered_sources(
+    passages: Iterable[tuple[str, str | None, Mapping[str, Any], float | None]],
+    *,
+    key: str | None = None,
+) -> list[Source]:
+    """The prompt's sources, numbered from 1 in order, from ``(text, doc_id, metadata, score)``.
+
+    The one rule for both frameworks' chains: the source id is :func:`resolve_source_id` of the
+    metadata (``key`` first when given), the score the calibrated rerank score.
+
+    Example:
+        >>> from rerankit.rag.prompt import numbered_sources
+        >>> [s.source_id for s in numbered_sources([("Qdrant.", "q1", {}, 0.7),
+        ...                                         ("Pasta.", None, {"source": "faq"}, None)])]
+        ['q1', 'faq']
+    """
+    return [
+        Source(
+            number=number,
+            source_id=resolve_source_id(metadata, doc_id=doc_id, number=number, key=key),
+            text=text,
+            score=score,
+        )
+        for number, (text, doc_id, metadata, score) in enumerate(passages, start=1)
+    ]
 
 
 def _fields(template: str, what: str) -> set[str]:

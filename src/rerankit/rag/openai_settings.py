@@ -22,7 +22,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from rerankit.errors import ConfigurationError
 from rerankit.remote.limits import RetryPolicy
@@ -32,6 +32,10 @@ from rerankit.remote.secrets import MASK, SecretMap, is_secret, resolve_api_key
 if TYPE_CHECKING:
     from pydantic import SecretStr
 
+    from rerankit.rag.extractive import ExtractiveAnswerer
+
+T = TypeVar("T")
+
 __all__ = [
     "DEFAULT_OPENAI_MODEL",
     "ChatHolder",
@@ -39,6 +43,7 @@ __all__ = [
     "OpenAIFields",
     "OpenAISettings",
     "env_values",
+    "generator_from_env",
     "openai_configured",
     "settings_of",
 ]
@@ -182,6 +187,18 @@ class OpenAIFields(Protocol):
 
     @property
     def default_query(self) -> Mapping[str, Any] | None: ...
+
+
+def generator_from_env(make: Callable[..., T], **overrides: Any) -> T | ExtractiveAnswerer:
+    """The examples' generator: ``make(**overrides)`` (a chat model's ``from_env``) when
+    ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set, else the offline, clearly labelled
+    :class:`~rerankit.rag.ExtractiveAnswerer`. The faces' ``generator_from_env`` call it with
+    their chat model."""
+    from rerankit.rag.extractive import ExtractiveAnswerer
+
+    if openai_configured():
+        return make(**overrides)
+    return ExtractiveAnswerer()
 
 
 def env_values() -> dict[str, Any]:
