@@ -5,7 +5,6 @@ still give the same classes."""
 from __future__ import annotations
 
 import doctest
-import importlib
 
 import pytest
 
@@ -51,38 +50,6 @@ def test_every_error_is_a_rerank_error(error: type[Exception]) -> None:
 def test_moved_errors_keep_their_parent(error: type[Exception], parent: type[Exception]) -> None:
     assert issubclass(error, parent)
     assert issubclass(error, ValueError)  # as ConfigurationError is
-
-
-@pytest.mark.parametrize(
-    ("module", "names"),
-    [
-        ("rerankit.eval", ["DatasetError"]),
-        ("rerankit.eval.beir", ["DatasetError"]),
-        (
-            "rerankit.multistage",
-            [
-                "CollectionNotFoundError",
-                "MissingVectorFieldError",
-                "VectorFieldError",
-                "VectorFieldMismatchError",
-            ],
-        ),
-        (
-            "rerankit.multistage.errors",
-            [
-                "CollectionNotFoundError",
-                "MissingVectorFieldError",
-                "VectorFieldError",
-                "VectorFieldMismatchError",
-            ],
-        ),
-    ],
-)
-def test_old_import_paths_give_the_same_classes(module: str, names: list[str]) -> None:
-    imported = importlib.import_module(module)
-    for name in names:
-        assert getattr(imported, name) is getattr(errors, name)
-        assert name in imported.__all__
 
 
 def test_moved_errors_keep_their_attributes_and_messages() -> None:

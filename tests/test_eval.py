@@ -27,8 +27,8 @@ from rerankit import (
     ScoreSpace,
 )
 from rerankit.cli import main
+from rerankit.errors import DatasetError
 from rerankit.eval import (
-    DatasetError,
     EmbeddingCache,
     EvalReport,
     Evaluator,

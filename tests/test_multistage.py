@@ -26,17 +26,19 @@ from rerankit import (
     RerankError,
     ThresholdPolicy,
 )
-from rerankit.multistage import (
+from rerankit.errors import (
     CollectionNotFoundError,
+    MissingVectorFieldError,
+    VectorFieldMismatchError,
+)
+from rerankit.multistage import (
     DenseStage,
     FusionStage,
     LatencySummary,
-    MissingVectorFieldError,
     MultiStageResults,
     MultivectorStage,
     QdrantMultiStage,
     SparseStage,
-    VectorFieldMismatchError,
     render_results,
 )
 from rerankit.qdrant import open_client, point_id
@@ -663,7 +665,6 @@ def test_multivector_rescoring_ranks_as_the_late_interaction_reranker(client: An
         "rerankit.multistage.report",
         "rerankit.multistage.plan",
         "rerankit.multistage.assemble",
-        "rerankit.multistage.errors",
     ],
 )
 def test_docstring_examples_run(module: str) -> None:

@@ -18,12 +18,12 @@ from llama_index.core.base.base_retriever import BaseRetriever as LIBase
 from llama_index.core.schema import MetadataMode, TextNode
 
 from rerankit import ConfigurationError
+from rerankit.errors import MissingVectorFieldError
 from rerankit.langchain import MultiStageDocuments
 from rerankit.langchain import QdrantMultiStageRetriever as LCRetriever
 from rerankit.llama_index import MultiStageNodes, MultiStageQuery
 from rerankit.llama_index import QdrantMultiStageRetriever as LIRetriever
 from rerankit.multistage import (
-    MissingVectorFieldError,
     MultiStageResults,
     MultivectorStage,
     QdrantMultiStage,

@@ -429,7 +429,8 @@ def test_eval_indexes_through_the_layer_and_keeps_every_id(tmp_path: Path) -> No
 
 
 def test_eval_names_a_document_it_cannot_store(tmp_path: Path) -> None:
-    from rerankit.eval import DatasetError, load_beir, retrieve
+    from rerankit.errors import DatasetError
+    from rerankit.eval import load_beir, retrieve
 
     data = load_beir(_beir(tmp_path / "bad", [("d1", "", "fine"), ("d7", "", "bad \ud800")]))
     with pytest.raises(DatasetError, match=r"corpus document 'd7'.*not valid Unicode"):

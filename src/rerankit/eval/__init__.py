@@ -20,7 +20,7 @@ Example:
 This package needs ``ir-measures`` (``pip install 'rerankit[eval]'``); it is imported on use.
 """
 
-from rerankit.eval.beir import BeirDataset, BeirDocument, DatasetError, load_beir, read_qrels
+from rerankit.eval.beir import BeirDataset, BeirDocument, load_beir, read_qrels
 from rerankit.eval.cache import EmbeddingCache
 from rerankit.eval.metrics import Delta, Evaluator, compare, default_measures
 from rerankit.eval.pipeline import retrieve
@@ -33,7 +33,6 @@ __all__ = [
     "RETRIEVAL_RANK_KEY",
     "BeirDataset",
     "BeirDocument",
-    "DatasetError",
     "Delta",
     "EmbeddingCache",
     "EvalReport",

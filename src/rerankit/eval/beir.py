@@ -20,8 +20,7 @@ from typing import Any
 
 from rerankit.errors import ConfigurationError, DatasetError
 
-# DatasetError lives in rerankit.errors (the one hierarchy); re-exported here as before.
-__all__ = ["BeirDataset", "BeirDocument", "DatasetError", "load_beir", "read_qrels"]
+__all__ = ["BeirDataset", "BeirDocument", "load_beir", "read_qrels"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,7 +72,6 @@ class Evaluator:
         self.measures: list[str] = [str(m) for m in parsed]
         if len(set(self.measures)) != len(self.measures):
             raise ConfigurationError(f"measures repeat: {measures!r}")
-        self._parsed = parsed
         self._qrels = {q: dict(docs) for q, docs in qrels.items()}
         self._evaluator = ir.evaluator(parsed, self._qrels)
 

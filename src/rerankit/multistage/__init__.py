@@ -24,13 +24,6 @@ Example:
     >>> ms.close()
 """
 
-from rerankit.errors import (
-    CollectionNotFoundError,
-    MissingVectorFieldError,
-    VectorDimensionError,
-    VectorFieldError,
-    VectorFieldMismatchError,
-)
 from rerankit.multistage.encoders import (
     DenseEncoder,
     MultivectorEncoder,
@@ -74,13 +67,11 @@ __all__ = [
     "STAGE_ORDER",
     "STAGE_RERANK",
     "STAGE_SPARSE",
-    "CollectionNotFoundError",
     "DenseEncoder",
     "DenseStage",
     "FusionStage",
     "IngestReport",
     "LatencySummary",
-    "MissingVectorFieldError",
     "MultiStageHit",
     "MultiStageResults",
     "MultivectorEncoder",
@@ -90,8 +81,5 @@ __all__ = [
     "SparseStage",
     "StageLatency",
     "StageScore",
-    "VectorDimensionError",
-    "VectorFieldError",
-    "VectorFieldMismatchError",
     "render_results",
 ]

@@ -72,8 +72,8 @@ class QdrantMultiStage:
     otherwise it runs the Qdrant calls in a worker thread.
 
     A configured vector field that the collection lacks raises
-    :class:`~rerankit.multistage.MissingVectorFieldError` naming it (and
-    :class:`~rerankit.multistage.VectorFieldMismatchError` when it has the wrong kind, size,
+    :class:`~rerankit.errors.MissingVectorFieldError` naming it (and
+    :class:`~rerankit.errors.VectorFieldMismatchError` when it has the wrong kind, size,
     comparator or modifier).
 
     Example:

@@ -141,9 +141,6 @@ class Deadline:
     def expired(self) -> bool:
         return self.remaining() <= 0
 
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
     def clamp(self, timeout: float) -> float:
         """``timeout`` shortened to what is left of the deadline."""
         return min(timeout, self.remaining())
