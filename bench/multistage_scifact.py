@@ -60,7 +60,6 @@ from _common import BENCHMARKS_MD, DATASETS, write_section
 
 from rerankit import EmbeddingReranker, LateInteractionReranker, __version__
 from rerankit._torch import torch_module
-from rerankit.sentence import default_model
 from rerankit.base import Reranker
 from rerankit.eval import EmbeddingCache, Evaluator, compare, load_beir
 from rerankit.eval.report import environment
@@ -75,7 +74,9 @@ from rerankit.multistage import (
     SparseStage,
     StageLatency,
 )
-from rerankit.qdrant import open_client, progress
+from rerankit.qdrant import open_client
+from rerankit.qdrant.ingest import progress
+from rerankit.sentence import default_model
 from rerankit.types import Candidate
 
 DEFAULT_DATA = DATASETS / "scifact"

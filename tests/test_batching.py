@@ -38,8 +38,11 @@ class Recorder:
     def __init__(self, gate: threading.Event | None = None) -> None:
         self.groups: list[list[Request]] = []
         self.gate = gate
+        self.entered = threading.Event()
+        """Set once the worker has taken a group and waits at the gate."""
 
     def __call__(self, requests: Sequence[Request]) -> list[list[int]]:
+        self.entered.set()
         if self.gate is not None:
             self.gate.wait(5)
         self.groups.append(list(requests))
@@ -133,7 +136,9 @@ async def test_cancelled_request_is_skipped() -> None:
     recorder = Recorder(gate)
     with MicroBatcher(score_many=recorder, max_wait_ms=0) as batcher:
         first = asyncio.ensure_future(batcher.ascore("first", ["a"]))
-        await asyncio.sleep(0.02)  # the worker is now blocked on the gate with "first"
+        # Wait until the worker holds "first" at the gate (not a fixed sleep: a loaded
+        # machine may take longer to start the worker).
+        assert await asyncio.to_thread(recorder.entered.wait, 5)
         second = asyncio.ensure_future(batcher.ascore("second", ["a"]))
         await asyncio.sleep(0)
         second.cancel()

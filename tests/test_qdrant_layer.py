@@ -31,15 +31,13 @@ from rerankit.qdrant import (
     Encoders,
     Layout,
     SparseField,
-    as_records,
-    check_url,
-    from_payload,
     ingest,
     open_client,
     point_id,
-    to_payload,
 )
+from rerankit.qdrant.client import check_url
 from rerankit.qdrant.locks import lock_holder
+from rerankit.qdrant.payload import as_records, from_payload, to_payload
 from rerankit.sparse import BM25Encoder
 from tests.loopback import LoopbackServer, Reply, Request
 

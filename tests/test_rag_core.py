@@ -18,14 +18,9 @@ import pytest
 from rerankit import Candidate, ConfigurationError, RerankResults
 from rerankit.cli import main
 from rerankit.demo import DemoConfig, run_demo
-from rerankit.qdrant import (
-    batched,
-    cache_dir,
-    default_qdrant_path,
-    existing_point_ids,
-    open_client,
-    point_id,
-)
+from rerankit.qdrant import default_qdrant_path, open_client, point_id
+from rerankit.qdrant.client import cache_dir
+from rerankit.qdrant.ingest import batched, existing_point_ids
 from rerankit.rag import (
     ABSTAIN_ANSWER,
     ABSTAINED,
@@ -407,7 +402,7 @@ def test_lazy_exports_import_on_first_access_and_cache() -> None:
 
 
 def test_check_ingest_args_messages() -> None:
-    from rerankit.qdrant import check_ingest_args
+    from rerankit.qdrant.stores import check_ingest_args
 
     def check(documents: object = (), **kwargs: object) -> None:
         args: dict[str, object] = {

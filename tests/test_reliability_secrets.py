@@ -29,7 +29,7 @@ from rerankit import (
 )
 from rerankit.langchain import ChatOpenAICompatible
 from rerankit.llama_index import OpenAICompatibleLLM
-from rerankit.remote import MASK
+from rerankit.remote.secrets import MASK
 from tests.loopback import LoopbackServer, Reply, Request
 from tests.loopback.data import QUERY, SECRET, corpus
 

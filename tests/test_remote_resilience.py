@@ -13,22 +13,26 @@ from hypothesis import strategies as st
 
 from rerankit import ConfigurationError, RerankResults
 from rerankit.remote import (
-    ConcurrencyLimiter,
-    Deadline,
     DeadlineExceededError,
     MalformedResponseError,
-    RateLimiter,
     RemoteConnectionError,
     RemoteError,
     RemoteStatusError,
     RemoteTimeoutError,
-    Resilience,
     RetryPolicy,
     Usage,
-    parse_retry_after,
 )
 from rerankit.remote.parsing import scores_by_index
-from rerankit.remote.resilience import BadResponse, Failure, UpstreamError
+from rerankit.remote.resilience import (
+    BadResponse,
+    ConcurrencyLimiter,
+    Deadline,
+    Failure,
+    RateLimiter,
+    Resilience,
+    UpstreamError,
+    parse_retry_after,
+)
 from rerankit.remote.usage import UsageMeter
 
 

@@ -20,7 +20,8 @@ from rerankit import (
 )
 from rerankit.langchain import RerankCompressor
 from rerankit.llama_index import RerankPostprocessor
-from rerankit.remote import MASK, RemoteReranker
+from rerankit.remote import RemoteReranker
+from rerankit.remote.secrets import MASK
 from tests.loopback import FakeOpenAI, LoopbackServer, Reply
 from tests.loopback.data import FAST, QUERY, SECRET, corpus, leaked
 

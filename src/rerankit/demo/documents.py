@@ -18,7 +18,7 @@ from typing import Any
 from rerankit.demo.corpus import PASSAGES, QUERIES
 from rerankit.errors import DatasetError
 from rerankit.eval.beir import json_lines
-from rerankit.qdrant import TITLE_KEY
+from rerankit.qdrant.names import TITLE_KEY
 from rerankit.types import Candidate
 
 __all__ = ["BEIR_QUERIES", "DemoCorpus", "builtin_corpus", "load_corpus"]

@@ -26,7 +26,8 @@ from rerankit.demo.store import (
 )
 from rerankit.errors import ConfigurationError
 from rerankit.multistage import MultiStageHit, SentenceTransformerEncoder
-from rerankit.qdrant import default_qdrant_path, describe_location, open_client
+from rerankit.qdrant import default_qdrant_path, open_client
+from rerankit.qdrant.client import describe_location
 from rerankit.rag import ExtractiveAnswerer, RagAnswer, answer_question, format_answer
 from rerankit.registry import as_reranker
 from rerankit.sentence import default_model

@@ -16,7 +16,7 @@ __all__ = ["add_parser", "run"]
 
 def default_cache_dir() -> Path:
     """``<rerankit cache>/eval/embeddings``: where ``rerankit eval`` keeps embeddings."""
-    from rerankit.qdrant import cache_dir
+    from rerankit.qdrant.client import cache_dir
 
     return cache_dir() / "eval" / "embeddings"
 

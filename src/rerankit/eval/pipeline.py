@@ -40,13 +40,13 @@ from rerankit.qdrant import (
     Encoders,
     Layout,
     SparseField,
-    as_records,
-    batched,
     ingest,
     open_client,
     point_id,
-    qdrant_models,
 )
+from rerankit.qdrant.client import qdrant_models
+from rerankit.qdrant.ingest import batched
+from rerankit.qdrant.payload import as_records
 from rerankit.sentence import default_model, load_sentence_transformer
 from rerankit.sparse import BM25Encoder
 from rerankit.types import Candidate

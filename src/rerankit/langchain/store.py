@@ -26,11 +26,9 @@ from rerankit.qdrant import (
     VECTOR_DENSE,
     Encoders,
     StoreOptions,
-    check_documents,
-    ingest_and_open,
-    text_layout,
 )
 from rerankit.qdrant.schema import stored_bm25
+from rerankit.qdrant.stores import check_documents, ingest_and_open, text_layout
 from rerankit.types import Candidate
 
 __all__ = ["as_records", "build_qdrant_store"]

@@ -38,14 +38,12 @@ from rerankit.qdrant import (
     Encoders,
     SparseField,
     StoreOptions,
-    check_documents,
-    from_payload,
     ingest,
-    ingest_and_open,
-    qdrant_client_module,
-    text_layout,
 )
+from rerankit.qdrant.client import qdrant_client_module
+from rerankit.qdrant.payload import from_payload
 from rerankit.qdrant.schema import stored_bm25
+from rerankit.qdrant.stores import check_documents, ingest_and_open, text_layout
 from rerankit.sparse import BM25Encoder
 from rerankit.types import Candidate
 

@@ -37,42 +37,23 @@ Example:
 
 from rerankit.qdrant.client import (
     MEMORY,
-    PROBE_TIMEOUT,
     QdrantClients,
     cache_dir,
-    check_url,
     default_qdrant_path,
-    describe_location,
     open_client,
-    qdrant_client_module,
-    qdrant_models,
 )
-from rerankit.qdrant.encoding import (
-    DenseEncoder,
-    Encoders,
-    JointEncoder,
-    MultivectorEncoder,
-)
-from rerankit.qdrant.ingest import (
-    IngestReport,
-    batched,
-    existing_point_ids,
-    ingest,
-    progress,
-    unique_by_id,
-)
+from rerankit.qdrant.encoding import DenseEncoder, Encoders, MultivectorEncoder
+from rerankit.qdrant.ingest import IngestReport, ingest
 from rerankit.qdrant.names import (
-    COLLECTION_METADATA_KEY,
     PAYLOAD_DOC_ID,
     PAYLOAD_METADATA,
     PAYLOAD_TEXT,
-    TITLE_KEY,
     VECTOR_BM25,
     VECTOR_DENSE,
     VECTOR_MULTIVECTOR,
     VECTOR_TITLE_BM25,
 )
-from rerankit.qdrant.payload import StoredDocument, as_records, from_payload, point_id, to_payload
+from rerankit.qdrant.payload import point_id
 from rerankit.qdrant.schema import (
     DenseField,
     Layout,
@@ -81,24 +62,13 @@ from rerankit.qdrant.schema import (
     check_collection,
     create_collection,
 )
-from rerankit.qdrant.stores import (
-    IngestOptions,
-    OpenedCollection,
-    StoreOptions,
-    check_documents,
-    check_ingest_args,
-    ingest_and_open,
-    text_layout,
-)
+from rerankit.qdrant.stores import IngestOptions, StoreOptions
 
 __all__ = [
-    "COLLECTION_METADATA_KEY",
     "MEMORY",
     "PAYLOAD_DOC_ID",
     "PAYLOAD_METADATA",
     "PAYLOAD_TEXT",
-    "PROBE_TIMEOUT",
-    "TITLE_KEY",
     "VECTOR_BM25",
     "VECTOR_DENSE",
     "VECTOR_MULTIVECTOR",
@@ -108,35 +78,17 @@ __all__ = [
     "Encoders",
     "IngestOptions",
     "IngestReport",
-    "JointEncoder",
     "Layout",
     "MultivectorEncoder",
     "MultivectorField",
-    "OpenedCollection",
     "QdrantClients",
     "SparseField",
     "StoreOptions",
-    "StoredDocument",
-    "as_records",
-    "batched",
     "cache_dir",
     "check_collection",
-    "check_documents",
-    "check_ingest_args",
-    "check_url",
     "create_collection",
     "default_qdrant_path",
-    "describe_location",
-    "existing_point_ids",
-    "from_payload",
     "ingest",
-    "ingest_and_open",
     "open_client",
     "point_id",
-    "progress",
-    "qdrant_client_module",
-    "qdrant_models",
-    "text_layout",
-    "to_payload",
-    "unique_by_id",
 ]

@@ -83,7 +83,7 @@ def check_url(url: object) -> str:
     :class:`~rerankit.errors.InvalidQdrantURLError`.
 
     Example:
-        >>> from rerankit.qdrant import check_url
+        >>> from rerankit.qdrant.client import check_url
         >>> check_url("http://localhost:6333")
         'http://localhost:6333'
     """

@@ -57,7 +57,7 @@ def as_records(documents: object) -> list[Candidate]:
             holds text that cannot be stored (a lone surrogate); ``index`` says which.
 
     Example:
-        >>> from rerankit.qdrant import as_records
+        >>> from rerankit.qdrant.payload import as_records
         >>> [r.text for r in as_records(["Qdrant stores vectors."])]
         ['Qdrant stores vectors.']
     """
@@ -112,7 +112,7 @@ class StoredDocument:
 
     Example:
         >>> from rerankit import Candidate
-        >>> from rerankit.qdrant import from_payload, to_payload
+        >>> from rerankit.qdrant.payload import from_payload, to_payload
         >>> stored = from_payload(to_payload(Candidate("Qdrant", id="d1", metadata={"s": 1})),
         ...                       collection="docs", point="p1")
         >>> stored.text, stored.doc_id, dict(stored.metadata)

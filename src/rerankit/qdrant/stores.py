@@ -120,7 +120,8 @@ class OpenedCollection:
     (so the caller owns it), the field sizes by vector name and the collection's info.
 
     Example:
-        >>> from rerankit.qdrant import Encoders, Layout, SparseField, ingest_and_open
+        >>> from rerankit.qdrant import Encoders, Layout, SparseField
+        >>> from rerankit.qdrant.stores import ingest_and_open
         >>> opened = ingest_and_open(["Qdrant stores vectors."], collection="docs",
         ...                          layout=Layout(sparse=SparseField()), encoders=Encoders(),
         ...                          path=":memory:", show_progress=False)

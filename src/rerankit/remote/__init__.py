@@ -1,4 +1,6 @@
-"""Building blocks shared by every remote reranker: resilience, usage, typed errors.
+"""What a user of the remote rerankers touches: their base class and options, the retry policy,
+usage reports and the typed errors. The mechanisms live in the submodules (``limits``,
+``resilience``, ``transport``, ``secrets``, ``openai``).
 
 Nothing here imports a client library; the backends (:class:`~rerankit.CohereReranker`,
 :class:`~rerankit.LLMReranker`, :class:`~rerankit.HTTPReranker`) import theirs on first use.
@@ -15,35 +17,21 @@ from rerankit.remote.errors import (
     RemoteStatusError,
     RemoteTimeoutError,
 )
-from rerankit.remote.resilience import (
-    ConcurrencyLimiter,
-    Deadline,
-    RateLimiter,
-    Resilience,
-    RetryPolicy,
-    parse_retry_after,
-)
-from rerankit.remote.secrets import MASK
+from rerankit.remote.limits import RetryPolicy
 from rerankit.remote.usage import Usage, UsageCallback
 
 __all__ = [
-    "MASK",
-    "ConcurrencyLimiter",
-    "Deadline",
     "DeadlineExceededError",
     "FallbackExhaustedError",
     "MalformedResponseError",
     "RateLimitedError",
-    "RateLimiter",
     "RemoteConnectionError",
     "RemoteError",
     "RemoteOptions",
     "RemoteReranker",
     "RemoteStatusError",
     "RemoteTimeoutError",
-    "Resilience",
     "RetryPolicy",
     "Usage",
     "UsageCallback",
-    "parse_retry_after",
 ]

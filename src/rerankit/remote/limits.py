@@ -94,7 +94,7 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
     an HTTP date); ``None`` when absent or unreadable.
 
     Example:
-        >>> from rerankit.remote import parse_retry_after
+        >>> from rerankit.remote.limits import parse_retry_after
         >>> parse_retry_after({"Retry-After": "2"}), parse_retry_after({"retry-after-ms": "150"})
         (2.0, 0.15)
     """
@@ -153,7 +153,7 @@ class RateLimiter:
     to wait past the caller's deadline is refused instead of delayed.
 
     Example:
-        >>> from rerankit.remote import RateLimiter
+        >>> from rerankit.remote.limits import RateLimiter
         >>> limiter = RateLimiter(requests_per_minute=600)  # one request every 0.1 s
         >>> limiter.reserve(max_wait=1.0), 0.05 < limiter.reserve(max_wait=1.0) <= 0.1
         (0.0, True)
