@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from rerankit import ConfigurationError, LateInteractionReranker, TruncationWarning
-from rerankit.backends.late_interaction import ColbertSettings, detect_encoder
+from rerankit.backends.colbert import ColbertSettings, detect_encoder
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -26,7 +26,7 @@ from rerankit import (
 from rerankit._models import clear_model_cache, loaded_models
 from rerankit.backends._segments import segment
 from rerankit.backends.local import LocalReranker
-from rerankit.cache import _is_pointwise
+from rerankit.cache.fingerprint import _is_pointwise
 from rerankit.multistage import SentenceTransformerEncoder
 
 torch = pytest.importorskip("torch")

@@ -54,6 +54,13 @@ MODULES = [
     "rerankit.langchain.compressor",
     "rerankit.langchain.retriever",
     "rerankit.llama_index.postprocessor",
+    "rerankit.candidates",
+    "rerankit.backends.passthrough",
+    "rerankit.backends.local",
+    "rerankit.sentence",
+    "rerankit.langchain.step",
+    "rerankit.cache",
+    "rerankit.cache.store",
 ]
 
 

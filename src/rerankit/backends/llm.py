@@ -21,7 +21,9 @@ look-alikes), so a document cannot close its block, forge another, or add instru
 model is told that everything inside the tags is data.
 
 Requests go through the one OpenAI-compatible client layer of :mod:`rerankit.remote.openai`,
-the same as the chat models'.
+the same as the chat models'. The answers' parsing lives in :mod:`rerankit.backends.llm_answers`;
+the two modes' request flows, each with its sync and async twin over the same options, stay
+together here, which is why this module runs past 400 lines.
 """
 
 from __future__ import annotations

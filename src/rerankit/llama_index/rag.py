@@ -6,7 +6,8 @@
   environment configures it, else the offline extractive answerer).
 
 See :mod:`rerankit.llama_index.llm` for the LLM and :mod:`rerankit.llama_index.store` for
-building the index.
+building the index. The synthesiser and the engine builder it serves stay in one module (a
+little past 400 lines): the synthesiser's sync and async paths share its run context.
 """
 
 from __future__ import annotations
