@@ -252,7 +252,7 @@ def make_systems(
     from llama_index.core.postprocessor import SentenceTransformerRerank
     from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-    from rerankit import CrossEncoderReranker
+    from rerankit import Candidate, CrossEncoderReranker
 
     fast = CrossEncoderReranker(model=model_path, dedupe=False)
     fp32 = CrossEncoderReranker(model=model_path, dtype="float32", dedupe=False)
@@ -456,8 +456,8 @@ def framework_overhead(
         backend = "cross-encoder"
         score_space = ScoreSpace.LOGIT
 
-        def _score(self, query: str, texts: Sequence[str]) -> ScoreBatch:
-            return ScoreBatch([table[(query, t)] for t in texts])
+        def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
+            return ScoreBatch([table[(query, c.text)] for c in candidates])
 
     replay = Replay(dedupe=False)
     compressor = RerankCompressor(reranker=replay)
