@@ -252,7 +252,7 @@ def make_systems(
     from llama_index.core.postprocessor import SentenceTransformerRerank
     from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-    from rerankit import Candidate, CrossEncoderReranker
+    from rerankit import CrossEncoderReranker
 
     fast = CrossEncoderReranker(model=model_path, dedupe=False)
     fp32 = CrossEncoderReranker(model=model_path, dtype="float32", dedupe=False)
@@ -442,7 +442,7 @@ def framework_overhead(
     from langchain_core.documents import Document
     from llama_index.core.schema import NodeWithScore, TextNode
 
-    from rerankit import Reranker, ScoreBatch, ScoreSpace
+    from rerankit import Candidate, Reranker, ScoreBatch, ScoreSpace
     from rerankit.langchain import RerankCompressor
     from rerankit.llama_index import RerankPostprocessor
 
