@@ -67,8 +67,7 @@ class EmbeddingReranker(LocalReranker):
             calibration=calibration,
             dedupe=dedupe,
         )
-        self.query_prompt = query_prompt
-        self.document_prompt = document_prompt
+        self._set_prompts(query_prompt=query_prompt, document_prompt=document_prompt)
 
     def _encode(self, encoder: Any, texts: Sequence[str]) -> Any:
         return encoder.encode(

@@ -40,6 +40,8 @@ class LocalModel:
     """``model`` must be given: there is no offline default (cross-encoders)."""
 
     model: str
+    query_prompt: str
+    document_prompt: str
     device: str | None
     batch_size: int
     max_length: int | None
@@ -83,6 +85,15 @@ class LocalModel:
         self.dtype = dtype
         self.trust_remote_code = trust_remote_code
         self._loaded = None
+
+    def _set_prompts(self, *, query_prompt: str, document_prompt: str) -> None:
+        """Validate and store the prompts prepended to queries and documents (for models
+        trained with prefixes such as ``"query: "``)."""
+        for name, prompt in (("query_prompt", query_prompt), ("document_prompt", document_prompt)):
+            if not isinstance(prompt, str):
+                raise ConfigurationError(f"{name} must be a str, got {type(prompt).__name__}")
+        self.query_prompt = query_prompt
+        self.document_prompt = document_prompt
 
     @property
     def model_name(self) -> str:
@@ -204,12 +215,8 @@ class SentenceEmbedder(LocalModel):
         )
         if not isinstance(normalize, bool):
             raise ConfigurationError(f"normalize must be a bool, got {normalize!r}")
-        for name, prompt in (("query_prompt", query_prompt), ("document_prompt", document_prompt)):
-            if not isinstance(prompt, str):
-                raise ConfigurationError(f"{name} must be a str, got {type(prompt).__name__}")
+        self._set_prompts(query_prompt=query_prompt, document_prompt=document_prompt)
         self.normalize = normalize
-        self.query_prompt = query_prompt
-        self.document_prompt = document_prompt
         self._lock = threading.Lock()
 
     def _load(self) -> Any:

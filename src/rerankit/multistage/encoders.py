@@ -21,7 +21,7 @@ import numpy as np
 
 from rerankit._models import exclusive
 from rerankit.backends.local import LocalModel
-from rerankit.errors import BackendError, ConfigurationError
+from rerankit.errors import BackendError
 from rerankit.qdrant.encoding import DenseEncoder, MultivectorEncoder
 
 __all__ = ["DenseEncoder", "MultivectorEncoder", "SentenceTransformerEncoder"]
@@ -72,10 +72,7 @@ class SentenceTransformerEncoder(LocalModel):
             dtype=dtype,
             trust_remote_code=bool(trust_remote_code),
         )
-        if not isinstance(query_prompt, str) or not isinstance(document_prompt, str):
-            raise ConfigurationError("query_prompt and document_prompt must be str")
-        self.query_prompt = query_prompt
-        self.document_prompt = document_prompt
+        self._set_prompts(query_prompt=query_prompt, document_prompt=document_prompt)
 
     def __repr__(self) -> str:
         return f"SentenceTransformerEncoder(model={self.model!r})"
