@@ -333,13 +333,13 @@ def test_cached_cross_encoder_is_identical_and_skips_the_model(
     first = cached.rerank("what does a reranker score", docs)
     assert any(r.windows > 1 for r in first)
     calls: list[int] = []
-    original = inner._score_many
+    original = inner._score_texts
 
     def spy(requests: object) -> object:
         calls.append(1)
         return original(requests)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(inner, "_score_many", spy)
+    monkeypatch.setattr(inner, "_score_texts", spy)
     second = cached.rerank("what does a reranker score", docs)
     assert calls == []
     assert snapshot(second) == snapshot(first)

@@ -25,7 +25,7 @@ from rerankit.errors import (
 from rerankit.threshold import ThresholdPolicy
 from rerankit.types import Candidate, Dropped, RerankResult, RerankResults
 
-__all__ = ["Reranker", "ScoreBatch", "per_candidate"]
+__all__ = ["Reranker", "ScoreBatch", "ScoreRequest", "per_candidate"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,10 @@ class ScoreBatch:
     backend: str | None = None
     model: str | None = None
     fallback: str | None = None
+
+
+ScoreRequest = tuple[str, Sequence[Candidate]]
+"""One query and its validated candidates, as :meth:`Reranker._score_many` takes them."""
 
 
 class Reranker(abc.ABC):
@@ -138,6 +142,21 @@ class Reranker(abc.ABC):
         """Async scoring; by default runs :meth:`_score` in a worker thread."""
         return await asyncio.to_thread(self._score, query, candidates)
 
+    def _score_many(self, requests: Sequence[ScoreRequest]) -> list[ScoreBatch]:
+        """Score several ``(query, candidates)`` requests (for :meth:`rerank_batch`).
+
+        By default one :meth:`_score` call each. A backend that can share model passes across
+        queries (the local ones) overrides it; it must return what :meth:`_score` would.
+        """
+        return [self._score(query, candidates) for query, candidates in requests]
+
+    async def _ascore_many(self, requests: Sequence[ScoreRequest]) -> list[ScoreBatch]:
+        """Async :meth:`_score_many`: one :meth:`_ascore` each, concurrently, by default;
+        a backend that overrides :meth:`_score_many` runs it in a worker thread."""
+        if type(self)._score_many is not Reranker._score_many:
+            return await asyncio.to_thread(self._score_many, requests)
+        return list(await asyncio.gather(*(self._ascore(q, c) for q, c in requests)))
+
     # -- public API ----------------------------------------------------------------------------
 
     def rerank(
@@ -183,7 +202,118 @@ class Reranker(abc.ABC):
             raise self._wrapped(exc) from exc
         return self._finish(prepared, batch, resolved, started, time.perf_counter())
 
+    def rerank_batch(
+        self,
+        queries: Sequence[str],
+        documents: Sequence[Sequence[Document]],
+        *,
+        top_n: int | None = None,
+        min_score: float | None = None,
+        policy: ThresholdPolicy | None = None,
+    ) -> list[RerankResults]:
+        """Rerank ``documents[i]`` for ``queries[i]``, for every ``i``, sharing model passes.
+
+        Each result equals ``rerank(queries[i], documents[i], ...)``; the local backends score
+        the documents of all queries in shared, length-sorted batches (the embedding backends
+        encode each distinct text once), so a batch of queries costs less than the calls one by
+        one. The threshold applies to each query's list. ``timings["score"]`` of each result is
+        the shared scoring time.
+
+        Example:
+            >>> from rerankit import EmbeddingReranker
+            >>> lists = EmbeddingReranker().rerank_batch(
+            ...     ["vector database", "pasta"],
+            ...     [["Qdrant stores vectors.", "Pasta recipes"], ["Pasta recipes", "Qdrant"]],
+            ...     top_n=1)
+            >>> [r[0].text for r in lists]
+            ['Qdrant stores vectors.', 'Pasta recipes']
+        """
+        started = time.perf_counter()
+        begun, requests = self._begin_batch(queries, documents, top_n, min_score, policy)
+        batches = self._guarded_many(requests)
+        return self._finish_batch(begun, batches, started, time.perf_counter())
+
+    async def arerank_batch(
+        self,
+        queries: Sequence[str],
+        documents: Sequence[Sequence[Document]],
+        *,
+        top_n: int | None = None,
+        min_score: float | None = None,
+        policy: ThresholdPolicy | None = None,
+    ) -> list[RerankResults]:
+        """Async :meth:`rerank_batch`, with the same results."""
+        started = time.perf_counter()
+        begun, requests = self._begin_batch(queries, documents, top_n, min_score, policy)
+        try:
+            batches = await self._ascore_many(requests) if requests else []
+        except RerankError:
+            raise
+        except Exception as exc:
+            raise self._wrapped(exc) from exc
+        return self._finish_batch(begun, batches, started, time.perf_counter())
+
     # -- internals -----------------------------------------------------------------------------
+
+    def _begin_batch(
+        self,
+        queries: Sequence[str],
+        documents: Sequence[Sequence[Document]],
+        top_n: int | None,
+        min_score: float | None,
+        policy: ThresholdPolicy | None,
+    ) -> tuple[list[tuple[str, Prepared, ThresholdPolicy]], list[ScoreRequest]]:
+        if isinstance(queries, str) or not isinstance(queries, Sequence):
+            raise ConfigurationError(
+                f"queries must be a list of str, got {type(queries).__name__}"
+            )
+        if isinstance(documents, str) or not isinstance(documents, Sequence):
+            raise ConfigurationError("documents must be a list with one document list per query")
+        if len(queries) != len(documents):
+            raise ConfigurationError(
+                f"{len(queries)} queries but {len(documents)} document lists: give one list "
+                "per query"
+            )
+        begun = [
+            self._begin(q, d, top_n, min_score, policy)
+            for q, d in zip(queries, documents, strict=True)
+        ]
+        requests: list[ScoreRequest] = [
+            (q, prepared.scored) for q, prepared, _ in begun if prepared.unique
+        ]
+        return begun, requests
+
+    def _guarded_many(self, requests: Sequence[ScoreRequest]) -> list[ScoreBatch]:
+        if not requests:
+            return []
+        try:
+            batches = self._score_many(requests)
+        except RerankError:
+            raise
+        except Exception as exc:
+            raise self._wrapped(exc) from exc
+        return list(batches)
+
+    def _finish_batch(
+        self,
+        begun: Sequence[tuple[str, Prepared, ThresholdPolicy]],
+        batches: Sequence[ScoreBatch],
+        started: float,
+        scored: float,
+    ) -> list[RerankResults]:
+        expected = sum(1 for _, prepared, _ in begun if prepared.unique)
+        if len(batches) != expected:
+            raise BackendError(
+                f"{type(self).__name__} returned {len(batches)} score batches for "
+                f"{expected} queries"
+            )
+        pending = iter(batches)
+        return [
+            self._finish(prepared, next(pending), policy, started, scored)
+            if prepared.unique
+            else self._empty(prepared, started)
+            for _, prepared, policy in begun
+        ]
 
     def _begin(
         self,
@@ -232,11 +362,15 @@ class Reranker(abc.ABC):
         except Exception as exc:
             raise self._wrapped(exc) from exc
 
+    def _source(self) -> str:
+        """The backend that results name when no score batch says otherwise."""
+        return self.backend
+
     def _empty(self, prepared: Prepared, started: float) -> RerankResults:
         return RerankResults(
             empty_reason="no documents",
             duplicates=prepared.duplicates,
-            backend=self.backend,
+            backend=self._source(),
             model=self.model_name,
             score_space=self.score_space.value,
             timings={"score": 0.0, "rerank": _ms(started)},

@@ -16,7 +16,7 @@ from rerankit._models import exclusive, shared_model
 from rerankit._torch import resolve_device, resolve_dtype, torch_module
 from rerankit.backends._segments import LongDocuments, Segments, segment
 from rerankit.backends.local import LocalReranker
-from rerankit.base import ScoreBatch
+from rerankit.base import ScoreBatch, ScoreRequest
 from rerankit.calibration import Calibration, ScoreSpace
 from rerankit.errors import BackendError, ConfigurationError
 from rerankit.sentence import locate_model
@@ -186,7 +186,7 @@ class CrossEncoderReranker(LocalReranker):
         texts = [c.text for c in candidates]
         if self.micro_batching:
             return self._micro_batcher().score(query, texts)
-        return self._score_many([(query, texts)])[0]
+        return self._score_texts([(query, texts)])[0]
 
     async def _ascore(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
         if self.micro_batching:
@@ -210,7 +210,7 @@ class CrossEncoderReranker(LocalReranker):
                 batcher = _batchers.get(key)
                 if batcher is None:
                     batcher = MicroBatcher(
-                        score_many=self._score_many,
+                        score_many=self._score_texts,
                         max_wait_ms=self.micro_batch_wait_ms,
                         max_pairs=self.micro_batch_pairs,
                         name=f"rerankit-micro-batcher:{self.model}",
@@ -278,7 +278,11 @@ class CrossEncoderReranker(LocalReranker):
         inputs = [{name: enc[name][i] for name in present} for i in range(len(enc["input_ids"]))]
         return _Plan(inputs=inputs, segments=segments)
 
-    def _score_many(self, requests: Sequence[Request]) -> list[ScoreBatch]:
+    def _score_many(self, requests: Sequence[ScoreRequest]) -> list[ScoreBatch]:
+        """Several queries' candidates in shared, length-sorted forward passes."""
+        return self._score_texts([(q, [c.text for c in cands]) for q, cands in requests])
+
+    def _score_texts(self, requests: Sequence[Request]) -> list[ScoreBatch]:
         """Score several (query, texts) requests with shared, length-sorted forward passes."""
         encoder = self._load()
         model = encoder.model

@@ -9,7 +9,7 @@ from typing import Any
 from rerankit._models import exclusive
 from rerankit.backends._segments import LongDocuments, segment
 from rerankit.backends.local import LocalReranker
-from rerankit.base import ScoreBatch
+from rerankit.base import ScoreBatch, ScoreRequest
 from rerankit.calibration import Calibration, ScoreSpace
 from rerankit.sentence import document_budget
 from rerankit.types import Candidate
@@ -79,22 +79,38 @@ class EmbeddingReranker(LocalReranker):
         ).float()
 
     def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
-        texts = [c.text for c in candidates]
+        return self._score_many([(query, candidates)])[0]
+
+    def _score_many(self, requests: Sequence[ScoreRequest]) -> list[ScoreBatch]:
+        """Every query's documents in one encoding pass: each distinct text is encoded once."""
         encoder = self._load()
         with exclusive(encoder.tokenizer):  # encode() tokenises with per-call settings
             budget = document_budget(encoder, self.document_prompt)
-            segments = segment(
-                encoder.tokenizer,
-                texts,
-                budget,
-                mode=self.long_documents,
-                overlap=self.window_overlap,
+            plans = [
+                segment(
+                    encoder.tokenizer,
+                    [c.text for c in candidates],
+                    budget,
+                    mode=self.long_documents,
+                    overlap=self.window_overlap,
+                )
+                for _, candidates in requests
+            ]
+            texts = list(dict.fromkeys(t for plan in plans for t in plan.texts))
+            queries = list(dict.fromkeys(query for query, _ in requests))
+            d = self._encode(encoder, [self.document_prompt + t for t in texts])
+            q = self._encode(encoder, [self.query_prompt + query for query in queries])
+        row = {t: i for i, t in enumerate(texts)}
+        column = {query: i for i, query in enumerate(queries)}
+        out = []
+        for (query, _), plan in zip(requests, plans, strict=True):
+            rows = d[[row[t] for t in plan.texts]]
+            cosines = (rows @ q[column[query]]).tolist()
+            out.append(
+                ScoreBatch(
+                    raw=plan.aggregate_max(cosines),
+                    truncated=plan.truncated,
+                    windows=plan.windows,
+                )
             )
-            q = self._encode(encoder, [self.query_prompt + query])
-            d = self._encode(encoder, [self.document_prompt + t for t in segments.texts])
-        cosines = (d @ q[0]).tolist()
-        return ScoreBatch(
-            raw=segments.aggregate_max(cosines),
-            truncated=segments.truncated,
-            windows=segments.windows,
-        )
+        return out

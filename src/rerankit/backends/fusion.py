@@ -8,7 +8,7 @@ import numbers
 from collections.abc import Sequence
 from typing import Literal
 
-from rerankit.base import Reranker, ScoreBatch, per_candidate
+from rerankit.base import Reranker, ScoreBatch, ScoreRequest, per_candidate
 from rerankit.calibration import Calibration, ScoreSpace
 from rerankit.errors import ConfigurationError, InvalidDocumentError
 from rerankit.types import RETRIEVAL_SCORE_KEY, Candidate, RerankResults
@@ -175,6 +175,17 @@ class FusionReranker(Reranker):
             *(member.arerank(query, candidates) for member in self.rerankers)
         )
         return self._fuse(list(outputs), first, len(candidates))
+
+    def _score_many(self, requests: Sequence[ScoreRequest]) -> list[ScoreBatch]:
+        """Each member reranks every query at once (``rerank_batch``), then each is fused."""
+        queries = [query for query, _ in requests]
+        lists = [list(candidates) for _, candidates in requests]
+        firsts = [self._first_stage_scores(candidates) for candidates in lists]
+        per_member = [member.rerank_batch(queries, lists) for member in self.rerankers]
+        return [
+            self._fuse([outputs[i] for outputs in per_member], firsts[i], len(lists[i]))
+            for i in range(len(requests))
+        ]
 
     def _first_stage_scores(self, candidates: Sequence[Candidate]) -> list[float] | None:
         key = self.first_stage

@@ -23,7 +23,7 @@ from rerankit.backends.colbert import (
     load_colbert,
 )
 from rerankit.backends.local import LocalReranker
-from rerankit.base import ScoreBatch
+from rerankit.base import ScoreBatch, ScoreRequest
 from rerankit.calibration import Calibration, ScoreSpace
 from rerankit.errors import ConfigurationError
 from rerankit.sentence import document_budget
@@ -164,26 +164,40 @@ class LateInteractionReranker(LocalReranker):
         return [torch.nn.functional.normalize(t.float(), dim=-1) for t in out]
 
     def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
-        texts = [c.text for c in candidates]
+        return self._score_many([(query, candidates)])[0]
+
+    def _score_many(self, requests: Sequence[ScoreRequest]) -> list[ScoreBatch]:
+        """Every query's documents in one encoding pass: each distinct text is encoded once."""
         encoder = self._load()
         with exclusive(encoder.tokenizer):  # encode() tokenises with per-call settings
             if isinstance(encoder, ColbertEncoder):
-                return self._score_colbert(encoder, query, texts)
-            segments = segment(
-                encoder.tokenizer,
-                texts,
-                document_budget(encoder),
-                mode=self.long_documents,
-                overlap=self.window_overlap,
+                return [
+                    self._score_colbert(encoder, query, [c.text for c in candidates])
+                    for query, candidates in requests
+                ]
+            budget = document_budget(encoder)
+            plans = [
+                segment(
+                    encoder.tokenizer,
+                    [c.text for c in candidates],
+                    budget,
+                    mode=self.long_documents,
+                    overlap=self.window_overlap,
+                )
+                for _, candidates in requests
+            ]
+            texts = list(dict.fromkeys(t for plan in plans for t in plan.texts))
+            queries = list(dict.fromkeys(query for query, _ in requests))
+            docs = dict(zip(texts, self._tokens(encoder, texts), strict=True))
+            tokens = dict(zip(queries, self._tokens(encoder, queries), strict=True))
+        return [
+            ScoreBatch(
+                raw=plan.aggregate_max(maxsim_many(tokens[query], [docs[t] for t in plan.texts])),
+                truncated=plan.truncated,
+                windows=plan.windows,
             )
-            q = self._tokens(encoder, [query])[0]
-            docs = self._tokens(encoder, segments.texts)
-        raw = maxsim_many(q, docs)
-        return ScoreBatch(
-            raw=segments.aggregate_max(raw),
-            truncated=segments.truncated,
-            windows=segments.windows,
-        )
+            for (query, _), plan in zip(requests, plans, strict=True)
+        ]
 
     def _score_colbert(
         self, encoder: ColbertEncoder, query: str, texts: Sequence[str]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from rerankit.base import Reranker, ScoreBatch, per_candidate
+from rerankit.base import Reranker, ScoreBatch, ScoreRequest, per_candidate
 from rerankit.cache.fingerprint import _is_pointwise, score_fingerprint
 from rerankit.cache.store import CachedScore, CacheKey, ScoreCache, digest
 from rerankit.calibration import ScoreSpace
@@ -98,6 +98,9 @@ class CachedReranker(Reranker):
     def model_name(self) -> str:
         return self.reranker.model_name
 
+    def _source(self) -> str:
+        return self.reranker.backend
+
     def __repr__(self) -> str:
         return f"CachedReranker({self.reranker!r}, cache={self.cache!r})"
 
@@ -155,7 +158,7 @@ class CachedReranker(Reranker):
             truncated=[e.truncated for e in entries],
             windows=[e.windows for e in entries],
             usage=results.usage if results is not None else None,
-            backend=self.reranker.backend,
+            backend=self._source(),
         )
 
     def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
@@ -164,6 +167,20 @@ class CachedReranker(Reranker):
             self.reranker.rerank(query, [candidates[i] for i in missing]) if missing else None
         )
         return self._merge(keys, found, missing, results)
+
+    def _score_many(self, requests: Sequence[ScoreRequest]) -> list[ScoreBatch]:
+        """The misses of every query go to the wrapped reranker's ``rerank_batch`` at once."""
+        looked = [self._lookup(query, candidates) for query, candidates in requests]
+        todo = [i for i, (_, _, missing) in enumerate(looked) if missing]
+        fresh = self.reranker.rerank_batch(
+            [requests[i][0] for i in todo],
+            [[requests[i][1][j] for j in looked[i][2]] for i in todo],
+        )
+        results: dict[int, RerankResults] = dict(zip(todo, fresh, strict=True))
+        return [
+            self._merge(keys, found, missing, results.get(i))
+            for i, (keys, found, missing) in enumerate(looked)
+        ]
 
     async def _ascore(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
         on_disk = self.cache.path is not None  # keep SQLite I/O off the event loop

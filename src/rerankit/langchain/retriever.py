@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
+    CallbackManager,
     CallbackManagerForRetrieverRun,
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig
-from langchain_core.runnables.config import run_in_executor
+from langchain_core.runnables.config import get_config_list, patch_config, run_in_executor
 from pydantic import Field
 
 from rerankit.components import RerankSettings
@@ -113,6 +115,63 @@ class RerankRetriever(RerankSettings, BaseRetriever):
             ),
         )
 
+    def batch(
+        self,
+        inputs: list[str],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[list[Document]]:
+        """Several queries at once: the base retriever's ``batch``, then one
+        :meth:`~rerankit.Reranker.rerank_batch` over all of them, so the reranker shares its
+        model passes across the queries. Each query is a retriever run of its own."""
+        if return_exceptions or not inputs:
+            return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+        fetch_k, overrides = self._overrides(kwargs)
+        configs = get_config_list(config, len(inputs))
+        runs = _retriever_runs(self, inputs, configs)
+        try:
+            base, base_kwargs = self._base(fetch_k)
+            started = time.perf_counter()
+            children = [
+                patch_config(c, callbacks=run.get_child())
+                for c, run in zip(configs, runs, strict=True)
+            ]
+            found = base.batch(inputs, children, **base_kwargs)
+            retrieve_ms = (time.perf_counter() - started) * 1000.0
+            candidates = [docs[:fetch_k] for docs in found]
+            results = self.reranker.rerank_batch(
+                inputs,
+                [to_candidates(docs) for docs in candidates],
+                policy=self.threshold(**overrides),
+            )
+        except BaseException as exc:
+            for run in runs:
+                run.on_retriever_error(exc)
+            raise
+        out: list[list[Document]] = []
+        for run, docs, result in zip(runs, candidates, results, strict=True):
+            reranked = annotated(docs, _with_retrieval(result, retrieve_ms))
+            run.on_retriever_end(reranked)
+            out.append(reranked)
+        return out
+
+    async def abatch(
+        self,
+        inputs: list[str],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[list[Document]]:
+        """Async :meth:`batch` (it runs in a worker thread, off the event loop)."""
+        if return_exceptions or not inputs:
+            return await super().abatch(
+                inputs, config, return_exceptions=return_exceptions, **kwargs
+            )
+        return await run_in_executor(None, self.batch, inputs, config, **kwargs)
+
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
@@ -137,6 +196,28 @@ class RerankRetriever(RerankSettings, BaseRetriever):
             return annotated(candidates, _with_retrieval(results, retrieve_ms))
 
         return await atraced(run_manager.get_child(), query, candidates, run)
+
+
+def _retriever_runs(
+    retriever: BaseRetriever, inputs: Sequence[str], configs: Sequence[RunnableConfig]
+) -> list[CallbackManagerForRetrieverRun]:
+    """One retriever run per input, as ``BaseRetriever.invoke`` starts it."""
+    runs = []
+    for query, config in zip(inputs, configs, strict=True):
+        manager = CallbackManager.configure(
+            config.get("callbacks"),
+            None,
+            inheritable_tags=config.get("tags"),
+            local_tags=retriever.tags,
+            inheritable_metadata=config.get("metadata"),
+            local_metadata=retriever.metadata,
+        )
+        runs.append(
+            manager.on_retriever_start(
+                None, query, name=config.get("run_name") or retriever.get_name()
+            )
+        )
+    return runs
 
 
 def _with_retrieval(results: RerankResults, retrieve_ms: float) -> RerankResults:
