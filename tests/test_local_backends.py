@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from rerankit import (
+    BackendError,
     ConfigurationError,
     CrossEncoderReranker,
     EmbeddingReranker,
@@ -538,3 +539,53 @@ def test_late_interaction_ranks_the_relevant_document_first() -> None:
     ]
     results = LateInteractionReranker(device="cpu").rerank("How do I bake bread at home?", docs)
     assert results[0].index == 1
+
+
+class _Fragile:
+    """The loaded cross-encoder, whose model runs out of memory on batches over ``limit``
+    pairs (what a full accelerator does), at the model boundary."""
+
+    def __init__(self, encoder: Any, limit: int) -> None:
+        self._encoder = encoder
+        self.limit = limit
+        self.sizes: list[int] = []
+        self.model = self  # the reranker calls encoder.model(**features)
+
+    def __call__(self, **features: Any) -> Any:
+        import torch
+
+        rows = int(features["input_ids"].shape[0])
+        self.sizes.append(rows)
+        if rows > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self._encoder.model(**features)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._encoder if name != "device" else self._encoder.model, name)
+
+
+@pytest.mark.model
+def test_a_batch_that_runs_out_of_memory_is_split(cross_encoder_path: str) -> None:
+    from rerankit import RerankWarning
+
+    reranker = CrossEncoderReranker(
+        model=cross_encoder_path, device="cpu", dtype="float32", batch_size=8
+    )
+    docs = [f"document number {i} about vectors and search" for i in range(10)]
+    expected = reranker.rerank("vector search", docs)
+    fragile = _Fragile(reranker.loaded_model(), limit=3)
+    reranker.use_model(fragile)
+    with pytest.warns(RerankWarning, match="ran out of memory"):
+        got = reranker.rerank("vector search", docs)
+    assert [r.index for r in got] == [r.index for r in expected]
+    assert [r.raw_score for r in got] == pytest.approx([r.raw_score for r in expected], abs=1e-5)
+    assert fragile.sizes == [8, 4, 2, 2, 2, 2, 2]  # halved until it fits, then kept small
+    fragile.limit = 0
+    with pytest.raises(BackendError, match="out of memory on a single pair"):
+        reranker.rerank("vector search", ["one"])
+
+
+def test_device_auto_picks_what_the_machine_has() -> None:
+    from rerankit._torch import resolve_device
+
+    assert resolve_device("auto") == resolve_device(None) == "cpu"  # no accelerator here

@@ -17,8 +17,8 @@ def torch_module() -> Any:
 
 
 def resolve_device(device: str | None) -> str:
-    """``None`` picks ``cuda`` when available, then ``mps``, else ``cpu``."""
-    if device:
+    """``None`` (or ``"auto"``) picks ``cuda`` when available, then ``mps``, else ``cpu``."""
+    if device and device != "auto":
         return device
     torch = torch_module()
     if torch.cuda.is_available():

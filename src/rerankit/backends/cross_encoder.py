@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import threading
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from rerankit.backends._segments import LongDocuments, Segments, segment
 from rerankit.backends.local import LocalReranker
 from rerankit.base import ScoreBatch, ScoreRequest
 from rerankit.calibration import Calibration, ScoreSpace
-from rerankit.errors import BackendError, ConfigurationError
+from rerankit.errors import BackendError, ConfigurationError, RerankWarning
 from rerankit.sentence import locate_model
 from rerankit.types import Candidate
 
@@ -313,38 +314,80 @@ class CrossEncoderReranker(LocalReranker):
     def _forward(
         self, encoder: Any, inputs: Sequence[Mapping[str, list[int]]], num_labels: int
     ) -> list[float]:
-        """One logit per tokenised pair: sorted by length, padded per batch, run in order."""
+        """One logit per tokenised pair: sorted by length, padded per batch, run in order.
+
+        A batch that runs out of accelerator memory is split in half and tried again (down to
+        one pair); the smaller size is kept for the rest of the call and warned about once.
+        """
+        order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]["input_ids"]))
+        raw = [0.0] * len(inputs)
+        size = self.batch_size
+        start = 0
+        while start < len(order):
+            chunk = order[start : start + size]
+            try:
+                values = self._run_batch(encoder, [inputs[i] for i in chunk], num_labels)
+            except _OutOfMemory as exc:
+                if size == 1:
+                    raise BackendError(
+                        f"{self.model} ran out of memory on a single pair: {exc.cause}"
+                    ) from exc.cause
+                size = max(1, len(chunk) // 2)
+                self._warn_backoff(size)
+                continue
+            for i, value in zip(chunk, values, strict=True):
+                raw[i] = value
+            start += len(chunk)
+        return raw
+
+    def _warn_backoff(self, size: int) -> None:
+        warnings.warn(
+            f"CrossEncoderReranker: a batch ran out of memory; retrying in batches of {size} "
+            f"(pass batch_size={size} to start there)",
+            RerankWarning,
+            stacklevel=2,
+        )
+
+    def _run_batch(
+        self, encoder: Any, rows: Sequence[Mapping[str, list[int]]], num_labels: int
+    ) -> list[float]:
+        """The logits of one padded batch; :class:`_OutOfMemory` when memory runs out."""
         torch = torch_module()
         tokenizer = encoder.tokenizer
         model = encoder.model
-        device = model.device
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         pad_type = int(getattr(tokenizer, "pad_token_type_id", 0) or 0)
         left = getattr(tokenizer, "padding_side", "right") == "left"
-        order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]["input_ids"]))
-        raw = [0.0] * len(inputs)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            width = max(len(inputs[i]["input_ids"]) for i in chunk)
-            arrays: dict[str, Any] = {}
-            for name in inputs[chunk[0]]:
-                fill = pad_id if name == "input_ids" else pad_type
-                arrays[name] = np.full((len(chunk), width), fill, dtype=np.int64)
-            mask = np.zeros((len(chunk), width), dtype=np.int64)
-            for row, i in enumerate(chunk):
-                n = len(inputs[i]["input_ids"])
-                cols = slice(width - n, width) if left else slice(0, n)
-                for name, array in arrays.items():
-                    array[row, cols] = inputs[i][name]
-                mask[row, cols] = 1
-            arrays["attention_mask"] = mask
-            try:
-                with torch.inference_mode():
-                    features = {n: torch.from_numpy(a).to(device) for n, a in arrays.items()}
-                    logits = model(**features).logits.float()
-            except RuntimeError as exc:
-                raise BackendError(f"{self.model} failed to score a batch: {exc}") from exc
-            values = logits[:, 0] if num_labels == 1 else logits[:, 1] - logits[:, 0]
-            for i, value in zip(chunk, values.tolist(), strict=True):
-                raw[i] = float(value)
-        return raw
+        width = max(len(row["input_ids"]) for row in rows)
+        arrays: dict[str, Any] = {}
+        for name in rows[0]:
+            fill = pad_id if name == "input_ids" else pad_type
+            arrays[name] = np.full((len(rows), width), fill, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for r, row in enumerate(rows):
+            n = len(row["input_ids"])
+            cols = slice(width - n, width) if left else slice(0, n)
+            for name, array in arrays.items():
+                array[r, cols] = row[name]
+            mask[r, cols] = 1
+        arrays["attention_mask"] = mask
+        try:
+            with torch.inference_mode():
+                features = {n: torch.from_numpy(a).to(model.device) for n, a in arrays.items()}
+                logits = model(**features).logits.float()
+        except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError
+            if isinstance(exc, getattr(torch, "OutOfMemoryError", ())) or (
+                "out of memory" in str(exc).lower()
+            ):
+                raise _OutOfMemory(exc) from exc
+            raise BackendError(f"{self.model} failed to score a batch: {exc}") from exc
+        values = logits[:, 0] if num_labels == 1 else logits[:, 1] - logits[:, 0]
+        return [float(v) for v in values.tolist()]
+
+
+class _OutOfMemory(Exception):
+    """A batch did not fit in the accelerator's memory (the caller splits it)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
