@@ -93,6 +93,9 @@ def _parser() -> OneLineParser:
     from rerankit.serve.cli import add_parser as add_serve_parser
 
     add_serve_parser(sub)
+    from rerankit.eval.rerank_cli import add_parser as add_rerank_run_parser
+
+    add_rerank_run_parser(sub)
     return parser
 
 
@@ -117,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rerankit.serve.cli import run as run_serve
 
         return run_serve(args)
+    if args.command == "rerank-run":
+        from rerankit.eval.rerank_cli import run as run_rerank_run
+
+        return run_rerank_run(args)
     from rerankit.demo import DemoConfig, run_demo
 
     config = DemoConfig(
