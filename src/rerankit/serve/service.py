@@ -137,7 +137,8 @@ class RerankService:
     ) -> Answer:
         """Answer one rerank request (``headers`` with lower-case names)."""
         started = time.perf_counter()
-        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        given = headers.get("x-request-id", "")
+        request_id = given if given.isprintable() and 0 < len(given) <= 128 else uuid.uuid4().hex
         n = 0
         answer: Answer
         try:
