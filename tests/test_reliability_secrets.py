@@ -23,9 +23,12 @@ from langchain_core.load import dumps
 from rerankit import (
     CohereReranker,
     HTTPReranker,
+    JinaReranker,
     LLMReranker,
+    MixedbreadReranker,
     RemoteError,
     RemoteStatusError,
+    VoyageReranker,
 )
 from rerankit.langchain import ChatOpenAICompatible
 from rerankit.llama_index import OpenAICompatibleLLM
@@ -127,6 +130,26 @@ CASES = [
             model="m", base_url=s.url + "/v1", default_query={"key": SECRET}, **FAST
         ),
         lambda r: r.query,
+    ),
+]
+CASES += [
+    Case(
+        "voyage-api_key",
+        "voyage",
+        lambda s: VoyageReranker(api_key=SECRET, base_url=s.url + "/v1", **FAST),
+        _authorization,
+    ),
+    Case(
+        "jina-api_key",
+        "jina",
+        lambda s: JinaReranker(api_key=SECRET, base_url=s.url + "/v1", **FAST),
+        _authorization,
+    ),
+    Case(
+        "mixedbread-api_key",
+        "mixedbread",
+        lambda s: MixedbreadReranker(api_key=SECRET, base_url=s.url, **FAST),
+        _authorization,
     ),
 ]
 CHAT_CASES = [

@@ -11,8 +11,11 @@ from rerankit.backends.cohere import CohereReranker
 from rerankit.backends.fallback import FallbackReranker
 from rerankit.backends.fusion import FusionReranker
 from rerankit.backends.http import HTTPReranker
+from rerankit.backends.jina import JinaReranker
 from rerankit.backends.llm import LLMReranker
+from rerankit.backends.mixedbread import MixedbreadReranker
 from rerankit.backends.passthrough import PassthroughReranker
+from rerankit.backends.voyage import VoyageReranker
 from rerankit.base import Reranker, ScoreBatch
 from rerankit.batching import MicroBatcher
 from rerankit.cache import CachedReranker, ScoreCache
@@ -75,12 +78,14 @@ __all__ = [
     "InvalidDocumentError",
     "InvalidQueryError",
     "InvalidScoreError",
+    "JinaReranker",
     "LLMReranker",
     "LateInteractionReranker",
     "Linear",
     "MalformedResponseError",
     "MicroBatcher",
     "MissingDependencyError",
+    "MixedbreadReranker",
     "PassthroughReranker",
     "RateLimitedError",
     "RemoteConnectionError",
@@ -101,6 +106,7 @@ __all__ = [
     "TruncationWarning",
     "UnknownBackendError",
     "Usage",
+    "VoyageReranker",
     "__version__",
     "as_reranker",
     "available_backends",

@@ -109,6 +109,7 @@ class MicroBatcher(Generic[R]):
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._closed = False
+        self._listeners: list[Callable[[int, int], None]] = []
 
     def __repr__(self) -> str:
         return (
@@ -135,6 +136,22 @@ class MicroBatcher(Generic[R]):
     async def ascore(self, query: str, texts: Sequence[str]) -> R:
         """Submit one request and await its result without blocking the event loop."""
         return await asyncio.wrap_future(self.submit(query, texts))
+
+    def add_listener(self, listener: Callable[[int, int], None]) -> Callable[[], None]:
+        """Call ``listener(requests, documents)`` after each shared ``score_many`` call (on the
+        worker thread; a listener that raises is ignored). Returns a function that removes it.
+        A server uses it to report its batch sizes."""
+        if not callable(listener):
+            raise ConfigurationError("listener must be callable")
+        with self._lock:
+            self._listeners.append(listener)
+
+        def remove() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return remove
 
     def close(self) -> None:
         """Stop the worker after the requests already queued; later submits raise."""
@@ -226,8 +243,18 @@ class MicroBatcher(Generic[R]):
             return
         self.batches += 1
         self.requests += len(live)
+        self._notify(len(live), sum(len(p.request[1]) for p in live))
         for pending, result in zip(live, results, strict=True):
             pending.future.set_result(result)
+
+    def _notify(self, requests: int, documents: int) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(requests, documents)
+            except Exception:  # a report must never fail the requests it reports on
+                continue
 
     def _serve_one(self, pending: _Pending[R]) -> None:
         self.batches += 1
@@ -237,4 +264,5 @@ class MicroBatcher(Generic[R]):
             pending.future.set_exception(exc)
             return
         self.requests += 1
+        self._notify(1, len(pending.request[1]))
         pending.future.set_result(result)

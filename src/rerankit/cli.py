@@ -1,4 +1,4 @@
-"""The ``rerankit`` command line: ``rerankit demo`` and ``rerankit eval``.
+"""The ``rerankit`` command line: ``rerankit demo``, ``rerankit eval`` and ``rerankit serve``.
 
 A user mistake is one line on stderr naming the problem and the fix, with exit code 2
 (:mod:`rerankit.cli_args`); never a traceback.
@@ -90,6 +90,12 @@ def _parser() -> OneLineParser:
     from rerankit.eval.cli import add_parser as add_eval_parser
 
     add_eval_parser(sub)
+    from rerankit.serve.cli import add_parser as add_serve_parser
+
+    add_serve_parser(sub)
+    from rerankit.eval.rerank_cli import add_parser as add_rerank_run_parser
+
+    add_rerank_run_parser(sub)
     return parser
 
 
@@ -110,6 +116,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rerankit.eval.cli import run as run_eval
 
         return run_eval(args)
+    if args.command == "serve":
+        from rerankit.serve.cli import run as run_serve
+
+        return run_serve(args)
+    if args.command == "rerank-run":
+        from rerankit.eval.rerank_cli import run as run_rerank_run
+
+        return run_rerank_run(args)
     from rerankit.demo import DemoConfig, run_demo
 
     config = DemoConfig(

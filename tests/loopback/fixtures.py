@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.loopback.apis import FakeCohere, FakeOpenAI, FakeTEI
+from tests.loopback.hosted import FakeJina, FakeMixedbread, FakeVoyage
 from tests.loopback.server import LoopbackServer
 
 
@@ -77,6 +78,50 @@ def openai_server(
     fake.pointwise_output = None
     yield server, fake
     server.clear()
+
+
+def _hosted(fake: object) -> Iterator[LoopbackServer]:
+    with LoopbackServer(fake) as server:  # type: ignore[arg-type]
+        yield server
+
+
+@pytest.fixture(scope="module")
+def _voyage_server() -> Iterator[LoopbackServer]:
+    yield from _hosted(FakeVoyage())
+
+
+@pytest.fixture(scope="module")
+def _jina_server() -> Iterator[LoopbackServer]:
+    yield from _hosted(FakeJina())
+
+
+@pytest.fixture(scope="module")
+def _mixedbread_server() -> Iterator[LoopbackServer]:
+    yield from _hosted(FakeMixedbread())
+
+
+@pytest.fixture
+def voyage(_voyage_server: LoopbackServer) -> Iterator[LoopbackServer]:
+    """Voyage AI ``/v1/rerank`` on 127.0.0.1."""
+    _voyage_server.clear()
+    yield _voyage_server
+    _voyage_server.clear()
+
+
+@pytest.fixture
+def jina(_jina_server: LoopbackServer) -> Iterator[LoopbackServer]:
+    """Jina AI ``/v1/rerank`` on 127.0.0.1."""
+    _jina_server.clear()
+    yield _jina_server
+    _jina_server.clear()
+
+
+@pytest.fixture
+def mixedbread(_mixedbread_server: LoopbackServer) -> Iterator[LoopbackServer]:
+    """Mixedbread ``/v1/reranking`` on 127.0.0.1."""
+    _mixedbread_server.clear()
+    yield _mixedbread_server
+    _mixedbread_server.clear()
 
 
 @pytest.fixture

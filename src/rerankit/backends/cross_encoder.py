@@ -194,6 +194,12 @@ class CrossEncoderReranker(LocalReranker):
             return await self._micro_batcher().ascore(query, [c.text for c in candidates])
         return await super()._ascore(query, candidates)
 
+    @property
+    def micro_batcher(self) -> MicroBatcher[ScoreBatch] | None:
+        """The shared :class:`~rerankit.MicroBatcher` when ``micro_batching=True`` (created on
+        first use), else ``None``; for reporting its batch sizes (``add_listener``)."""
+        return self._micro_batcher() if self.micro_batching else None
+
     def _micro_batcher(self) -> MicroBatcher[ScoreBatch]:
         if self._batcher is None:
             from rerankit.batching import MicroBatcher

@@ -65,7 +65,7 @@ _SECRET_WORDS = (
 _SECRET_NAMES = frozenset({"sig", "code", "pwd"})
 """Query parameters that carry keys without saying so (Azure SAS ``sig``, Functions ``code``)."""
 
-_LOG_PREFIXES = ("rerankit", "httpx", "httpcore", "openai", "cohere", "fern")
+_LOG_PREFIXES = ("rerankit", "httpx", "httpcore", "openai", "cohere", "fern", "mixedbread")
 """Loggers (and their children) whose records are redacted; ``httpx`` and ``httpcore`` cover
 ``httpx2`` and ``httpcore2`` too, the stack of the ``openai`` SDK."""
 
