@@ -1,4 +1,4 @@
-"""The ``rerankit`` command line: ``rerankit demo`` and ``rerankit eval``.
+"""The ``rerankit`` command line: ``rerankit demo``, ``rerankit eval`` and ``rerankit calibrate``.
 
 A user mistake is one line on stderr naming the problem and the fix, with exit code 2
 (:mod:`rerankit.cli_args`); never a traceback.
@@ -90,6 +90,9 @@ def _parser() -> OneLineParser:
     from rerankit.eval.cli import add_parser as add_eval_parser
 
     add_eval_parser(sub)
+    from rerankit.calibrate.cli import add_parser as add_calibrate_parser
+
+    add_calibrate_parser(sub)
     return parser
 
 
@@ -110,6 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rerankit.eval.cli import run as run_eval
 
         return run_eval(args)
+    if args.command == "calibrate":
+        from rerankit.calibrate.cli import run as run_calibrate
+
+        return run_calibrate(args)
     from rerankit.demo import DemoConfig, run_demo
 
     config = DemoConfig(
