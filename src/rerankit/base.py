@@ -158,19 +158,11 @@ class Reranker(abc.ABC):
             self._calibration_checked = True
             return
         with self._calibration_lock:
-            if self._calibration_checked:
-                return
-            from rerankit.calibrate.files import (
-                FittedCalibration,
-                check_fingerprint,
-                find_calibration,
-            )
+            if not self._calibration_checked:
+                from rerankit.calibrate.files import settle
 
-            if self._calibration_folder is not None:
-                self._calibration = find_calibration(self, self._calibration_folder)
-            elif isinstance(self._calibration, FittedCalibration):
-                check_fingerprint(self, self._calibration)
-            self._calibration_checked = True
+                self._calibration = settle(self, self._calibration, self._calibration_folder)
+                self._calibration_checked = True
 
     @property
     def model_name(self) -> str:

@@ -23,7 +23,7 @@ import json
 import os
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ __all__ = [
     "find_calibration",
     "load_calibration",
     "open_source",
+    "settle",
 ]
 
 FORMAT = "rerankit-calibration/1"
@@ -247,6 +248,20 @@ def check_fingerprint(reranker: Reranker, calibration: FittedCalibration) -> boo
         "min_score tuned on them may keep too much or too little: refit with `rerankit "
         "calibrate` (reported once)",
         CalibrationMismatchWarning,
-        stacklevel=5,
+        stacklevel=6,  # check_fingerprint < settle < _check_calibration < _begin < rerank
     )
     return False
+
+
+def settle(
+    reranker: Reranker, calibration: Callable[[float], float], folder: Path | None
+) -> Callable[[float], float]:
+    """The calibration ``reranker`` uses from its first call on: the file of its fingerprint
+    in ``folder`` when one was named (``"auto"``, a directory), else ``calibration``, whose
+    fingerprint is checked when it is a :class:`FittedCalibration`."""
+    if folder is not None:
+        return find_calibration(reranker, folder)
+    if isinstance(calibration, FittedCalibration):
+        check_fingerprint(reranker, calibration)
+    return calibration
+

@@ -51,7 +51,14 @@ EPS = 1e-6
 
 @dataclass(frozen=True)
 class ReliabilityBin:
-    """One bin of a reliability diagram: predictions in ``[lower, upper)``."""
+    """One bin of a reliability diagram: predictions in ``[lower, upper)``.
+
+    Example:
+        >>> from rerankit.calibrate import reliability
+        >>> first = reliability([0.05, 0.08, 0.95], [0, 1, 1])[0]
+        >>> first.count, round(first.mean_predicted, 3), first.observed
+        (2, 0.065, 0.5)
+    """
 
     lower: float
     upper: float
@@ -178,6 +185,14 @@ class CalibrationFit:
     measured on every pair); ``ece_before`` / ``ece_after`` are the 10-bin ECE of the default
     calibration and of the held-out predictions of the chosen method, with their
     reliability diagrams.
+
+    Example:
+        >>> from rerankit import Sigmoid
+        >>> from rerankit.calibrate import fit_calibration
+        >>> fit = fit_calibration([0.1, 0.2, 0.8, 0.9] * 10, [0, 0, 1, 1] * 10,
+        ...                       [str(i % 5) for i in range(40)], default=Sigmoid())
+        >>> fit.method in ("platt", "isotonic"), fit.pairs, fit.queries
+        (True, 40, 5)
     """
 
     calibration: Sigmoid | Isotonic

@@ -58,6 +58,13 @@ class ShadowReport:
     candidates (tau-b; NaN with fewer than two), ``overlap`` is ``overlap@k`` of their top
     ``k``; ``live`` / ``shadow`` are the input indices in each order; ``error`` is set (and
     the figures NaN) when the shadow reranker failed.
+
+    Example:
+        >>> from rerankit.policies import ShadowReport
+        >>> report = ShadowReport("q", kendall_tau=0.8, overlap=1.0, k=3, live=(0, 1, 2),
+        ...                       shadow=(1, 0, 2), backend="embedding", model="m", ms=4.2)
+        >>> report.error is None
+        True
     """
 
     query: str
