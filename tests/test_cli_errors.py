@@ -40,7 +40,9 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *fragments: st
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
     (line,) = lines
-    assert line.startswith(("rerankit demo: error: ", "rerankit eval: error: ")), line
+    assert line.startswith(
+        ("rerankit demo: error: ", "rerankit eval: error: ", "rerankit calibrate: error: ")
+    ), line
     for fragment in fragments:
         assert fragment in line, line
     return line
@@ -146,6 +148,34 @@ def test_eval_mistakes_are_one_line(beir: Path, tmp_path: Path) -> None:
         "not allowed with argument",
     )
     assert_one_line_error(rerankit("eval", str(beir), "--reranker", "nope:x"), "nope")
+
+
+def test_calibrate_mistakes_are_one_line(beir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run.trec"
+    run.write_text("q1 Q0 d1 1 3.0 toy\n")
+    assert_one_line_error(rerankit("calibrate", str(tmp_path / "missing")), "missing")
+    assert_one_line_error(
+        rerankit("calibrate", str(beir), "--reranker", "none", "--reranker", "none"),
+        "calibrate fits one reranker",
+        "--fuse",
+    )
+    assert_one_line_error(
+        rerankit("calibrate", str(beir), "--run", str(run), "--folds", "1"), "--folds"
+    )
+    assert_one_line_error(
+        rerankit("calibrate", str(beir), "--run", str(run), "--method", "spline"),
+        "argument --method",
+    )
+    assert_one_line_error(
+        rerankit("calibrate", str(beir), "--run", str(run), "--reranker", "none", "--quiet"),
+        "cannot fit a calibration",
+    )
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    assert_one_line_error(
+        rerankit("demo", "--reranker", f"embedding?calibration={bad}"),
+        "not a rerankit calibration file",
+    )
 
 
 def test_no_command_is_one_line() -> None:

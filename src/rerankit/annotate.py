@@ -5,13 +5,15 @@ reranked document's metadata, from :func:`result_metadata`:
 
 * ``relevance_score``: the calibrated score in [0, 1];
 * ``retrieval_score``: the first-stage score, when the retriever gave one;
-* ``rerank``: :func:`rerank_block`, how the document was reranked (plain JSON-able values).
+* ``rerank``: :func:`rerank_block`, how the document was reranked (plain JSON-able values),
+  with ``rerank["policies"]``: what the context policies recorded about it, when any ran.
 
 Framework-free.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rerankit.types import RETRIEVAL_SCORE_KEY, RerankResult, RerankResults
@@ -77,4 +79,16 @@ def result_metadata(result: RerankResult, results: RerankResults) -> dict[str, A
     }
     if result.candidate.retrieval_score is not None:
         metadata[RETRIEVAL_SCORE_KEY] = result.candidate.retrieval_score
+    notes = results.annotations.get(result.index)
+    if notes:  # what the context policies recorded (rerankit.policies), e.g. a boost
+        metadata[RERANK_KEY]["policies"] = _plain(notes)
     return metadata
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every mapping a plain dict and every tuple a list (JSON-able copies)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -6,6 +6,7 @@ import abc
 import asyncio
 import math
 import numbers
+import os
 import threading
 import time
 import warnings
@@ -13,7 +14,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from rerankit.calibration import Calibration, ScoreSpace, calibrate, default_calibration
+from rerankit.calibration import (
+    Calibration,
+    CalibrationSource,
+    ScoreSpace,
+    calibrate,
+    default_calibration,
+)
 from rerankit.candidates import Document, Prepared, prepare, validate_query
 from rerankit.errors import (
     BackendError,
@@ -85,15 +92,32 @@ class Reranker(abc.ABC):
     backend: ClassVar[str] = "custom"
     """Registered backend name, as used in specs (``cross-encoder``, ``embedding``, ...)."""
 
-    def __init__(self, *, calibration: Calibration | None = None, dedupe: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        calibration: CalibrationSource | None = None,
+        dedupe: bool = True,
+    ) -> None:
+        # A str / path is a fitted calibration's file, or a calibrations folder ("auto": the
+        # default one) in which the file of this reranker's fingerprint is looked up on first
+        # use (the subclass has not set its options yet).
+        folder = None
+        if isinstance(calibration, str | os.PathLike):
+            from rerankit.calibrate.files import open_source
+
+            calibration, folder = open_source(calibration)
         if calibration is not None and not callable(calibration):
             raise ConfigurationError(
-                f"calibration must be a callable float -> float or None, got {calibration!r}"
+                "calibration must be a callable float -> float, the path of a calibration "
+                f"file or folder, 'auto', or None, got {calibration!r}"
             )
         if not isinstance(dedupe, bool):
             raise ConfigurationError(f"dedupe must be a bool, got {dedupe!r}")
-        self.calibration: Calibration = calibration or default_calibration(self.score_space)
-        self._custom_calibration = calibration is not None
+        self._calibration: Calibration = calibration or default_calibration(self.score_space)
+        self._custom_calibration = calibration is not None or folder is not None
+        self._calibration_folder = folder
+        self._calibration_checked = False
+        self._calibration_lock = threading.Lock()
         self.dedupe = dedupe
         self._truncation_warned = False
         self._warn_lock = threading.Lock()
@@ -111,6 +135,34 @@ class Reranker(abc.ABC):
     def custom_calibration(self) -> bool:
         """Whether ``calibration`` was given (else the score space's default is used)."""
         return self._custom_calibration
+
+    @property
+    def calibration(self) -> Calibration:
+        """The map from raw score to [0, 1]: the one given, or the score space's default.
+
+        A fitted calibration (:class:`~rerankit.calibrate.FittedCalibration`, loaded from a
+        file or from a calibrations folder) makes the score an estimated probability of
+        relevance; on first use its fingerprint is compared with this reranker's, and a
+        mismatch warns once (:class:`~rerankit.CalibrationMismatchWarning`).
+        """
+        if not self._calibration_checked:
+            self._check_calibration()
+        return self._calibration
+
+    @calibration.setter
+    def calibration(self, value: Calibration) -> None:
+        self._calibration = value
+
+    def _check_calibration(self) -> None:
+        if not self._custom_calibration:
+            self._calibration_checked = True
+            return
+        with self._calibration_lock:
+            if not self._calibration_checked:
+                from rerankit.calibrate.files import settle
+
+                self._calibration = settle(self, self._calibration, self._calibration_folder)
+                self._calibration_checked = True
 
     @property
     def model_name(self) -> str:
@@ -325,6 +377,8 @@ class Reranker(abc.ABC):
     ) -> tuple[str, Prepared, ThresholdPolicy]:
         resolved = ThresholdPolicy.resolve(policy, top_n=top_n, min_score=min_score)
         self.check_policy(resolved)
+        if not self._calibration_checked:
+            self._check_calibration()
         prepared = prepare(documents, dedupe=self.dedupe)
         query = validate_query(query)
         return query, prepared, resolved

@@ -21,12 +21,18 @@ it raises :class:`~rerankit.ConfigurationError`: use ``top_n`` or ``min_ratio``,
 ``calibration`` you fitted.
 
 Any callable ``float -> float`` can replace the default (pass ``calibration=`` to a backend);
-:class:`Sigmoid` and :class:`Linear` cover the usual fits (Platt scaling, min-max).
+:class:`Sigmoid` and :class:`Linear` cover the usual fits (Platt scaling, min-max) and
+:class:`Isotonic` a monotone piecewise-linear map. ``rerankit calibrate`` fits a Sigmoid or an
+Isotonic from raw score to the probability of relevance (:mod:`rerankit.calibrate`), and a
+reranker loads the file it writes with ``calibration="file.json"``.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -35,8 +41,10 @@ from rerankit.errors import CalibrationError, ConfigurationError
 
 __all__ = [
     "Calibration",
+    "CalibrationSource",
     "Clip",
     "Identity",
+    "Isotonic",
     "Linear",
     "ScoreSpace",
     "Sigmoid",
@@ -45,6 +53,9 @@ __all__ = [
 ]
 
 Calibration = Callable[[float], float]
+CalibrationSource = Calibration | str | os.PathLike[str]
+"""What ``calibration=`` takes: a callable, the path of a fitted calibration file (written by
+``rerankit calibrate``), or ``"auto"`` / a folder to look the reranker's fingerprint up in."""
 
 
 class ScoreSpace(str, Enum):
@@ -101,6 +112,51 @@ class Clip:
 
 
 Identity = Clip
+
+
+@dataclass(frozen=True)
+class Isotonic:
+    """A monotone piecewise-linear map through the knots ``(x[i], y[i])``, flat beyond the ends.
+
+    What isotonic regression fits (``rerankit calibrate`` exports scikit-learn's knots): ``x``
+    strictly increasing, ``y`` non-decreasing in [0, 1]. Between knots the value is linearly
+    interpolated, below ``x[0]`` it is ``y[0]`` and above ``x[-1]`` it is ``y[-1]``.
+
+    Example:
+        >>> from rerankit.calibration import Isotonic
+        >>> iso = Isotonic(x=(0.0, 0.5, 1.0), y=(0.0, 0.2, 0.9))
+        >>> iso(-3.0), iso(0.25), iso(0.75), iso(7.0)
+        (0.0, 0.1, 0.55, 0.9)
+    """
+
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        x = tuple(float(v) for v in self.x)
+        y = tuple(float(v) for v in self.y)
+        if not x or len(x) != len(y):
+            raise CalibrationError(
+                f"Isotonic needs as many y as x knots (at least one), got {len(x)} and {len(y)}"
+            )
+        if not all(math.isfinite(v) for v in x + y):
+            raise CalibrationError("Isotonic knots must be finite numbers")
+        if any(b <= a for a, b in itertools.pairwise(x)):
+            raise CalibrationError("Isotonic x knots must be strictly increasing")
+        if any(b < a for a, b in itertools.pairwise(y)) or y[0] < 0.0 or y[-1] > 1.0:
+            raise CalibrationError("Isotonic y knots must be non-decreasing and in [0, 1]")
+        object.__setattr__(self, "x", x)
+        object.__setattr__(self, "y", y)
+
+    def __call__(self, raw: float) -> float:
+        x, y = self.x, self.y
+        if raw <= x[0]:
+            return y[0]
+        if raw >= x[-1]:
+            return y[-1]
+        i = bisect.bisect_right(x, raw)  # x[i - 1] <= raw < x[i]
+        x0, x1, y0, y1 = x[i - 1], x[i], y[i - 1], y[i]
+        return min(y1, max(y0, y0 + (y1 - y0) * (raw - x0) / (x1 - x0)))
 
 
 def default_calibration(space: ScoreSpace) -> Calibration:

@@ -1,4 +1,4 @@
-"""The ``rerankit`` command line: ``rerankit demo``, ``rerankit eval`` and ``rerankit serve``.
+"""The ``rerankit`` command line: ``demo``, ``eval``, ``calibrate``, ``serve`` and ``rerank-run``.
 
 A user mistake is one line on stderr naming the problem and the fix, with exit code 2
 (:mod:`rerankit.cli_args`); never a traceback.
@@ -96,6 +96,9 @@ def _parser() -> OneLineParser:
     from rerankit.eval.rerank_cli import add_parser as add_rerank_run_parser
 
     add_rerank_run_parser(sub)
+    from rerankit.calibrate.cli import add_parser as add_calibrate_parser
+
+    add_calibrate_parser(sub)
     return parser
 
 
@@ -124,6 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rerankit.eval.rerank_cli import run as run_rerank_run
 
         return run_rerank_run(args)
+    if args.command == "calibrate":
+        from rerankit.calibrate.cli import run as run_calibrate
+
+        return run_calibrate(args)
     from rerankit.demo import DemoConfig, run_demo
 
     config = DemoConfig(

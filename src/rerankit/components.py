@@ -1,7 +1,8 @@
 """What the LangChain and LlamaIndex components share: their settings and their rerank call.
 
 :class:`RerankSettings` is a pydantic mixin (both frameworks' components are pydantic models)
-declaring ``reranker``, ``top_n``, ``min_score`` and ``policy`` once, with one validation rule
+declaring ``reranker``, ``top_n``, ``min_score``, ``policy`` and ``policies`` (context policies,
+:mod:`rerankit.policies`) once, with one validation rule
 and one set of defaults: a spec string or ``None`` (no reranking) for ``reranker`` goes through
 :func:`~rerankit.as_reranker`, bad values raise :class:`~rerankit.ConfigurationError` when the
 component is built, and ``min_score`` on rank-derived scores is refused there too. The faces
@@ -21,6 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rerankit.base import Reranker
 from rerankit.errors import ConfigurationError
+from rerankit.policies import (
+    ContextPolicy,
+    arerank_with,
+    check_policies,
+    rerank_batch_with,
+    rerank_with,
+)
 from rerankit.registry import as_reranker
 from rerankit.threshold import ThresholdPolicy
 from rerankit.types import Candidate, RerankResults
@@ -52,12 +60,19 @@ class RerankSettings(BaseModel):
     policy: ThresholdPolicy | None = Field(
         default=None, description="Full threshold policy (ratio, largest gap, min_keep)."
     )
+    policies: tuple[ContextPolicy, ...] = Field(
+        default=(),
+        description="Context policies after reranking (rerankit.policies: MMR, TokenBudget, "
+        "MetadataBoost, Cascade, Shadow, LostInTheMiddle), in order.",
+    )
 
     def __init__(self, **data: Any) -> None:
         # The reranker is resolved first, so spec errors surface as themselves (e.g.
         # UnknownBackendError), not wrapped in a pydantic ValidationError.
         if "reranker" in data:
             data["reranker"] = as_reranker(data["reranker"])
+        if "policies" in data:
+            data["policies"] = check_policies(data["policies"])
         try:
             super().__init__(**data)
         except ValidationError as exc:
@@ -74,11 +89,28 @@ class RerankSettings(BaseModel):
     def rerank_candidates(
         self, query: str, candidates: Sequence[Candidate], **overrides: Any
     ) -> RerankResults:
-        """Rerank ``candidates`` with the component's reranker and threshold."""
-        return self.reranker.rerank(query, candidates, policy=self.threshold(**overrides))
+        """Rerank ``candidates`` with the component's reranker, threshold and context policies
+        (:func:`~rerankit.policies.rerank_with`)."""
+        threshold = self.threshold(**overrides)
+        return rerank_with(
+            self.reranker, query, candidates, policies=self.policies, policy=threshold
+        )
+
+    def rerank_candidate_batch(
+        self, queries: Sequence[str], candidates: Sequence[Sequence[Candidate]], **overrides: Any
+    ) -> list[RerankResults]:
+        """:meth:`rerank_candidates` for several queries, scored in one
+        :meth:`~rerankit.Reranker.rerank_batch` (:func:`~rerankit.policies.rerank_batch_with`)."""
+        threshold = self.threshold(**overrides)
+        return rerank_batch_with(
+            self.reranker, queries, candidates, policies=self.policies, policy=threshold
+        )
 
     async def arerank_candidates(
         self, query: str, candidates: Sequence[Candidate], **overrides: Any
     ) -> RerankResults:
         """Async :meth:`rerank_candidates`."""
-        return await self.reranker.arerank(query, candidates, policy=self.threshold(**overrides))
+        threshold = self.threshold(**overrides)
+        return await arerank_with(
+            self.reranker, query, candidates, policies=self.policies, policy=threshold
+        )

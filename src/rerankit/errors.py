@@ -11,6 +11,7 @@ from collections.abc import Sequence
 __all__ = [
     "BackendError",
     "CalibrationError",
+    "CalibrationMismatchWarning",
     "CollectionNotFoundError",
     "ConfigurationError",
     "DatasetError",
@@ -310,3 +311,7 @@ class RerankWarning(UserWarning):
 
 class TruncationWarning(RerankWarning):
     """Some documents were longer than the model's window and were truncated."""
+
+
+class CalibrationMismatchWarning(RerankWarning):
+    """A fitted calibration was loaded onto a model other than the one it was fitted for."""

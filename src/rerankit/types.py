@@ -9,7 +9,13 @@ from typing import Any, Literal
 
 __all__ = ["RETRIEVAL_SCORE_KEY", "Candidate", "Dropped", "RerankResult", "RerankResults"]
 
-DropReason = Literal["min_score", "min_ratio", "largest_gap", "top_n"]
+DropReason = Literal[
+    "min_score", "min_ratio", "largest_gap", "top_n", "mmr", "token_budget", "cascade"
+]
+"""Why a scored document was not returned: a threshold rule (``min_score``, ``min_ratio``,
+``largest_gap``, ``top_n``) or a context policy (:mod:`rerankit.policies`: ``mmr`` not selected
+for diversity, ``token_budget`` did not fit the prompt budget, ``cascade`` pruned by the cheap
+stage of a cascade)."""
 
 RETRIEVAL_SCORE_KEY = "retrieval_score"
 """Metadata key of a document's first-stage score (read by the candidate rule, written by the
@@ -111,9 +117,16 @@ class RerankResults(list[RerankResult]):
       :class:`~rerankit.ScoreSpace`);
     * ``timings``: milliseconds per step (``"score"``: the model or service, ``"rerank"``: the
       whole call; the framework components add ``"retrieve"`` where they retrieve);
-    * ``candidates``: how many documents came in.
+    * ``candidates``: how many documents came in;
+    * ``annotations``: input index -> what the context policies (:mod:`rerankit.policies`)
+      recorded about that document, by policy (``{"boost": {"score": ..., "factor": ...}}``);
+      empty without policies. The framework components copy it to ``metadata["rerank"]
+      ["policies"]``;
+    * ``applied``: one plain record per context policy applied, in order
+      (``{"policy": "token_budget", "max_tokens": 1000, "used": 812, ...}``).
 
-    Every input index appears exactly once: in the list, in ``dropped`` or in ``duplicates``.
+    Every input index appears exactly once: in the list, in ``dropped`` or in ``duplicates``
+    (context policies keep this: what they drop is in ``dropped`` with their reason).
 
     Example:
         >>> from rerankit import RerankResults
@@ -137,6 +150,8 @@ class RerankResults(list[RerankResult]):
         score_space: str = "",
         timings: Mapping[str, float] | None = None,
         candidates: int | None = None,
+        annotations: Mapping[int, Mapping[str, Any]] | None = None,
+        applied: Iterable[Mapping[str, Any]] = (),
     ) -> None:
         super().__init__(results)
         self.dropped: tuple[Dropped, ...] = tuple(dropped)
@@ -154,6 +169,10 @@ class RerankResults(list[RerankResult]):
             if candidates is not None
             else len(self) + len(self.dropped) + len(self.duplicates)
         )
+        self.annotations: Mapping[int, Mapping[str, Any]] = MappingProxyType(
+            {int(k): _frozen(v) for k, v in (annotations or {}).items()}
+        )
+        self.applied: tuple[Mapping[str, Any], ...] = tuple(_frozen(a) for a in applied)
 
     def replace(self, **changes: Any) -> RerankResults:
         """A copy with some attributes changed (``results``, ``timings``, ...)."""
@@ -170,6 +189,8 @@ class RerankResults(list[RerankResult]):
             "score_space": self.score_space,
             "timings": self.timings,
             "candidates": self.candidates,
+            "annotations": self.annotations,
+            "applied": self.applied,
         }
         fields.update(changes)
         items = fields.pop("results")

@@ -18,7 +18,7 @@ from rerankit._torch import resolve_device, resolve_dtype, torch_module
 from rerankit.backends._segments import LongDocuments, Segments, segment
 from rerankit.backends.local import LocalReranker
 from rerankit.base import ScoreBatch, ScoreRequest
-from rerankit.calibration import Calibration, ScoreSpace
+from rerankit.calibration import CalibrationSource, ScoreSpace
 from rerankit.errors import BackendError, ConfigurationError, RerankWarning
 from rerankit.sentence import locate_model
 from rerankit.types import Candidate
@@ -103,7 +103,7 @@ class CrossEncoderReranker(LocalReranker):
         micro_batching: bool = False,
         micro_batch_wait_ms: float = 2.0,
         micro_batch_pairs: int = 256,
-        calibration: Calibration | None = None,
+        calibration: CalibrationSource | None = None,
         dedupe: bool = True,
     ) -> None:
         super().__init__(

@@ -10,7 +10,7 @@ from rerankit._models import exclusive
 from rerankit.backends._segments import LongDocuments, segment
 from rerankit.backends.local import LocalReranker
 from rerankit.base import ScoreBatch, ScoreRequest
-from rerankit.calibration import Calibration, ScoreSpace
+from rerankit.calibration import CalibrationSource, ScoreSpace
 from rerankit.sentence import document_budget
 from rerankit.types import Candidate
 
@@ -52,7 +52,7 @@ class EmbeddingReranker(LocalReranker):
         long_documents: LongDocuments = "truncate",
         window_overlap: int = 64,
         trust_remote_code: bool = False,
-        calibration: Calibration | None = None,
+        calibration: CalibrationSource | None = None,
         dedupe: bool = True,
     ) -> None:
         super().__init__(

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from rerankit.base import Reranker, ScoreBatch, ScoreRequest, per_candidate
-from rerankit.calibration import Calibration, ScoreSpace
+from rerankit.calibration import CalibrationSource, ScoreSpace
 from rerankit.errors import ConfigurationError, InvalidDocumentError
 from rerankit.types import RETRIEVAL_SCORE_KEY, Candidate, RerankResults
 
@@ -85,7 +85,7 @@ class FusionReranker(Reranker):
         first_stage_weight: float = 1.0,
         rrf_k: float = 60.0,
         normalize: Normalization = "minmax",
-        calibration: Calibration | None = None,
+        calibration: CalibrationSource | None = None,
         dedupe: bool = True,
     ) -> None:
         if isinstance(rerankers, str | bytes) or not isinstance(rerankers, Sequence):

@@ -24,7 +24,7 @@ from rerankit.backends.colbert import (
 )
 from rerankit.backends.local import LocalReranker
 from rerankit.base import ScoreBatch, ScoreRequest
-from rerankit.calibration import Calibration, ScoreSpace
+from rerankit.calibration import CalibrationSource, ScoreSpace
 from rerankit.errors import ConfigurationError
 from rerankit.sentence import document_budget
 from rerankit.types import Candidate
@@ -120,7 +120,7 @@ class LateInteractionReranker(LocalReranker):
         long_documents: LongDocuments = "truncate",
         window_overlap: int = 64,
         trust_remote_code: bool = False,
-        calibration: Calibration | None = None,
+        calibration: CalibrationSource | None = None,
         dedupe: bool = True,
         encoder: Encoder = "auto",
     ) -> None:

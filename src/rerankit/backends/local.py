@@ -19,7 +19,7 @@ from rerankit._embed_rows import embed_rows
 from rerankit._torch import DTYPES
 from rerankit.backends._segments import LongDocuments, check_long_documents
 from rerankit.base import Reranker
-from rerankit.calibration import Calibration
+from rerankit.calibration import CalibrationSource
 from rerankit.errors import ConfigurationError
 from rerankit.sentence import default_model, display_name, load_sentence_transformer
 
@@ -143,7 +143,7 @@ class LocalReranker(LocalModel, Reranker):
         long_documents: LongDocuments,
         window_overlap: int,
         trust_remote_code: bool,
-        calibration: Calibration | None,
+        calibration: CalibrationSource | None,
         dedupe: bool,
     ) -> None:
         self._set_model_options(

@@ -11,7 +11,7 @@ from typing import Any
 from rerankit.base import Reranker
 from rerankit.cache.store import CACHE_FORMAT, digest
 
-__all__ = ["score_fingerprint"]
+__all__ = ["score_fields", "score_fingerprint"]
 
 _VERSIONED = ("torch", "transformers", "sentence-transformers")
 _SECRET_WORDS = ("key", "secret", "token", "password", "auth", "credential")
@@ -80,8 +80,10 @@ def _resolved_device_dtype(fields: dict[str, Any]) -> None:
         pass
 
 
-def score_fingerprint(reranker: Reranker) -> str:
-    """A digest of everything that changes ``reranker``'s raw scores.
+def score_fields(reranker: Reranker) -> dict[str, Any]:
+    """What :func:`score_fingerprint` digests, before the versions of rerankit and the cache
+    format are added: the options that change ``reranker``'s raw scores, its class, backend,
+    model and (for a local model folder) the size and modification time of its files.
 
     A reranker may describe itself with a ``cache_fingerprint()`` method returning a mapping of
     JSON-able values; otherwise its public attributes holding plain immutable values (str, int,
@@ -113,6 +115,13 @@ def score_fingerprint(reranker: Reranker) -> str:
     model = fields.get("model")
     if isinstance(model, str) and model:
         fields.setdefault("model_revision", _local_revision(model))
+    return fields
+
+
+def score_fingerprint(reranker: Reranker) -> str:
+    """A digest of everything that changes ``reranker``'s raw scores (:func:`score_fields`),
+    and of the versions of rerankit and of the cache format."""
+    fields = score_fields(reranker)
     fields["rerankit"] = _versions(["rerankit"])["rerankit"]
     fields["cache_format"] = CACHE_FORMAT
     return digest(json.dumps(fields, sort_keys=True, default=repr))

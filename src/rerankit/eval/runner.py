@@ -19,7 +19,7 @@ from rerankit.eval.runs import Run, RunEntry
 from rerankit.sentence import default_model
 from rerankit.types import Candidate, RerankResults
 
-__all__ = ["RETRIEVAL_RANK_KEY", "display_model", "evaluate", "rerank_run"]
+__all__ = ["RETRIEVAL_RANK_KEY", "display_model", "evaluate", "rerank_run", "run_candidates"]
 
 RETRIEVAL_RANK_KEY = "retrieval_rank"
 """Candidate metadata key of the first-stage rank (1-based) set by :func:`rerank_run`."""
@@ -69,6 +69,21 @@ def _ordered(results: RerankResults, n: int) -> list[tuple[int, float]]:
     return order
 
 
+def run_candidates(dataset: BeirDataset, run: Run, qid: str) -> tuple[str, list[Candidate]]:
+    """Query ``qid``'s text and its candidates in ``run``, as :func:`rerank_run` reranks them:
+    the document's id and text (title + text), the first-stage score and rank in
+    ``metadata["retrieval_score"]`` and ``metadata["retrieval_rank"]``."""
+    candidates = [
+        Candidate(
+            dataset.text(e.doc_id),
+            id=e.doc_id,
+            metadata={RETRIEVAL_SCORE_KEY: e.score, RETRIEVAL_RANK_KEY: e.rank},
+        )
+        for e in run[qid]
+    ]
+    return _query_text(dataset, run, qid), candidates
+
+
 def rerank_run(
     dataset: BeirDataset,
     run: Run,
@@ -92,15 +107,7 @@ def rerank_run(
     truncated = 0
     for qid in iterate(run, total=len(run), desc=label, unit="query", enabled=progress):
         first = run[qid]
-        query = _query_text(dataset, run, qid)
-        candidates = [
-            Candidate(
-                dataset.text(e.doc_id),
-                id=e.doc_id,
-                metadata={RETRIEVAL_SCORE_KEY: e.score, RETRIEVAL_RANK_KEY: e.rank},
-            )
-            for e in first
-        ]
+        query, candidates = run_candidates(dataset, run, qid)
         with warnings.catch_warnings():
             # Counted and reported instead (SystemResult.truncated).
             warnings.simplefilter("ignore", TruncationWarning)

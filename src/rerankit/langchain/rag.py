@@ -131,7 +131,8 @@ def build_rag_chain(
     The options are those of :func:`rerankit.llama_index.build_query_engine` too
     (:class:`~rerankit.rag.checks.RagOptions`): ``reranker`` (default ``"embedding"``;
     ``None`` for none), ``fetch_k`` (20), ``top_n`` (4), ``min_score``, ``policy``, ``prompt``
-    and ``source_key``. Steps (each a named runnable, visible in traces):
+    and ``source_key``, and ``policies`` (context policies after the threshold:
+    :mod:`rerankit.policies`). Steps (each a named runnable, visible in traces):
 
     1. ``retrieve``: ``fetch_k`` candidates from ``retriever`` (a ``QdrantVectorStore`` or any
        vector store, searched with ``k=fetch_k``; or any retriever);

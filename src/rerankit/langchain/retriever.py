@@ -141,10 +141,8 @@ class RerankRetriever(RerankSettings, BaseRetriever):
             found = base.batch(inputs, children, **base_kwargs)
             retrieve_ms = (time.perf_counter() - started) * 1000.0
             candidates = [docs[:fetch_k] for docs in found]
-            results = self.reranker.rerank_batch(
-                inputs,
-                [to_candidates(docs) for docs in candidates],
-                policy=self.threshold(**overrides),
+            results = self.rerank_candidate_batch(
+                inputs, [to_candidates(docs) for docs in candidates], **overrides
             )
         except BaseException as exc:
             for run in runs:

@@ -339,7 +339,8 @@ def build_query_engine(
     The options are those of :func:`rerankit.langchain.build_rag_chain` too
     (:class:`~rerankit.rag.checks.RagOptions`): ``reranker`` (default ``"embedding"``;
     ``None`` for none), ``fetch_k`` (20), ``top_n`` (4), ``min_score``, ``policy``, ``prompt``
-    and ``source_key``.
+    and ``source_key``, and ``policies`` (context policies after the threshold:
+    :mod:`rerankit.policies`).
 
     1. retrieve ``fetch_k`` nodes from ``index`` (a ``VectorStoreIndex``, e.g. from
        :func:`build_qdrant_index`; ``hybrid`` mode when its Qdrant store has sparse vectors,

@@ -8,12 +8,13 @@ the part ``CitingSynthesizer`` needs too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from rerankit.base import Reranker
 from rerankit.errors import ConfigurationError
+from rerankit.policies import ContextPolicy, check_policies
 from rerankit.rag.prompt import RagPrompt
 from rerankit.registry import as_reranker
 from rerankit.threshold import ThresholdPolicy
@@ -46,6 +47,8 @@ class RagOptions(TypedDict, total=False):
     """Drop passages whose calibrated score is lower (default ``None``)."""
     policy: ThresholdPolicy | None
     """A full :class:`~rerankit.ThresholdPolicy` (ratio, largest gap, ``min_keep``)."""
+    policies: Sequence[ContextPolicy] | None
+    """Context policies after reranking (:mod:`rerankit.policies`: MMR, token budget, ...)."""
     prompt: RagPrompt | None
     """The prompt templates (default :class:`~rerankit.rag.RagPrompt`)."""
     source_key: str | None
@@ -63,10 +66,16 @@ class RagSettings:
     policy: ThresholdPolicy | None = None
     prompt: RagPrompt = field(default_factory=RagPrompt)
     source_key: str | None = None
+    policies: tuple[ContextPolicy, ...] = ()
 
     def threshold(self) -> dict[str, Any]:
-        """The rerank component's threshold fields."""
-        return {"top_n": self.top_n, "min_score": self.min_score, "policy": self.policy}
+        """The rerank component's threshold fields (and its context policies)."""
+        return {
+            "top_n": self.top_n,
+            "min_score": self.min_score,
+            "policy": self.policy,
+            "policies": self.policies,
+        }
 
 
 def rag_settings(owner: str, options: Mapping[str, Any]) -> RagSettings:
@@ -99,4 +108,5 @@ def rag_settings(owner: str, options: Mapping[str, Any]) -> RagSettings:
         policy=policy,
         prompt=prompt or RagPrompt(),
         source_key=source_key,
+        policies=check_policies(options.get("policies")),
     )
