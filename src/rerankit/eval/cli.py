@@ -166,12 +166,13 @@ def _run(args: argparse.Namespace, out: TextIO) -> None:
     from rerankit.registry import as_reranker
 
     progress = not args.quiet
-    data, first_stage, depth, cache = load_first_stage(args)
+    # the specs first: a mistyped one fails before any retrieval work
     rerankers: list[Reranker] = [as_reranker(spec) for spec in (args.rerankers or ["embedding"])]
     if args.fuse:
         rerankers.append(
             FusionReranker(list(rerankers), method=args.fuse, first_stage=RETRIEVAL_SCORE_KEY)
         )
+    data, first_stage, depth, cache = load_first_stage(args)
     report = evaluate(
         data,
         first_stage,
