@@ -301,4 +301,7 @@ def test_registration_in_a_fresh_process_sees_the_builtins() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     ).stdout.split()
-    assert out == ["refused", "cohere,cross-encoder,embedding,http,late-interaction,llm,none"]
+    assert out == [
+        "refused",
+        "causal-lm,cohere,cross-encoder,embedding,http,late-interaction,llm,none",
+    ]

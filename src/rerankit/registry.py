@@ -7,6 +7,7 @@ A spec is ``<backend>[:<model>][?<option>=<value>&...]``::
     late-interaction:/models/colbertv2.0
     cohere:rerank-v3.5?max_tokens_per_doc=512
     llm:gpt-4o-mini?mode=listwise
+    causal-lm:Qwen/Qwen3-Reranker-0.6B?preset=qwen3-reranker   # a local LLM's yes/no log-odds
     http:http://gpu-1:8080?api=tei          # the http backend takes its URL in the model slot
     none                         # no reranking: keep the retrieval order
 
@@ -144,4 +145,7 @@ def _ensure_builtins() -> None:
     _registry.setdefault(LLMReranker.backend, LLMReranker)  # llm:gpt-4o-mini?mode=listwise
     _registry.setdefault(HTTPReranker.backend, HTTPReranker.from_spec_options)  # http:http://h:8080
     _registry.setdefault(PassthroughReranker.backend, PassthroughReranker)  # none: no reranking
+    from rerankit.backends.causal_lm import CausalLMReranker
+
+    _registry.setdefault(CausalLMReranker.backend, CausalLMReranker)  # causal-lm:/m.gguf?preset=
     _builtins_loaded = True
