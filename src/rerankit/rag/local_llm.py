@@ -374,10 +374,13 @@ class LocalGenerator:
         torch = torch_module()
         tokenizer = self.load().tokenizer
         tokens = []
+        special = set(getattr(tokenizer, "all_special_ids", ()) or ())
         with exclusive(tokenizer):
             for step, logits in enumerate(out.logits[: len(run.ids)]):
-                logp = torch.log_softmax(logits[0].float(), dim=-1)
                 chosen = run.ids[step]
+                if chosen in special:  # the end-of-turn token is not part of the text
+                    continue
+                logp = torch.log_softmax(logits[0].float(), dim=-1)
                 values, indices = torch.topk(logp, k)
                 top = tuple(
                     (tokenizer.decode([int(i)]), float(v))
