@@ -37,15 +37,17 @@ PAIRS = [
         "Spiders have eight legs.",
         "The stock market fell on Tuesday.",
     ),
-    (
-        "Who wrote Hamlet?",
-        "Hamlet is a tragedy written by William Shakespeare.",
-        "Photosynthesis converts light into chemical energy.",
-    ),
+    ("What do bees make?", "Bees make honey from flower nectar.", "The train leaves at noon."),
     (
         "What is the boiling point of water?",
         "Water boils at 100 degrees Celsius at sea level.",
         "The Great Wall of China is very long.",
+    ),
+    ("How many days are in a week?", "A week has seven days.", "Penguins live in Antarctica."),
+    (
+        "What color is the sky on a clear day?",
+        "On a clear day the sky is blue.",
+        "Pianos have eighty-eight keys.",
     ),
 ]
 DOCS = [doc for _, relevant, unrelated in PAIRS for doc in (relevant, unrelated)]
@@ -69,15 +71,19 @@ def test_scores_are_finite_floats_in_logit_space(smollm2: str) -> None:
     assert reranker.model_name == "SmolLM2-135M-Instruct (Q4_1 gguf)"
 
 
-def test_batched_equals_unbatched(smollm2: str) -> None:
-    # In float32 (a copy of the loaded model): left padding with position ids changes nothing.
-    # bf16 rounds each logit to about 3 significant digits, so there batch shapes move scores
-    # by up to ~0.15; a padding bug (a wrong last position, shifted positions) moves them by
-    # whole units.
-    loaded = CausalLMReranker(model=smollm2).loaded_model()
+@pytest.fixture(scope="module")
+def fp32(_smollm2_loaded: tuple[str, CausalLM]) -> CausalLM:
+    """A float32 copy of the session's model: bf16 rounds each logit to about 3 significant
+    digits (scores move by up to ~0.2 between batch shapes), float32 does not."""
+    loaded = _smollm2_loaded[1]
     # transformers refuses .float() on a GGUF-loaded model; torch's own Module.float casts it.
     network = torch.nn.Module.float(copy.deepcopy(loaded.model))
-    fp32 = CausalLM(model=network, tokenizer=loaded.tokenizer, name=loaded.name)
+    return CausalLM(model=network, tokenizer=loaded.tokenizer, name=loaded.name)
+
+
+def test_batched_equals_unbatched(smollm2: str, fp32: CausalLM) -> None:
+    # Left padding with position ids changes nothing; a padding bug (a wrong last position,
+    # shifted positions) moves scores by whole units.
     query = PAIRS[1][0]
     raw = {}
     docs = DOCS[:5]
@@ -86,6 +92,16 @@ def test_batched_equals_unbatched(smollm2: str) -> None:
         reranker.use_model(fp32)
         raw[batch_size] = _raw(reranker.rerank(query, docs))
     assert raw[5] == pytest.approx(raw[1], abs=1e-3)
+    for preset in PRESETS:  # the prompt before the document runs once, then its cache
+        cached, plain = (
+            CausalLMReranker(model=smollm2, preset=preset, batch_size=2, prefix_cache=on)
+            for on in (True, False)
+        )
+        cached.use_model(fp32)
+        plain.use_model(fp32)
+        assert _raw(cached.rerank(query, docs)) == pytest.approx(
+            _raw(plain.rerank(query, docs)), abs=1e-3
+        ), preset
     bf16 = _raw(CausalLMReranker(model=smollm2, batch_size=5).rerank(query, docs))
     assert bf16 == pytest.approx(raw[1], abs=0.3)
 
@@ -98,8 +114,9 @@ async def test_async_equals_sync(smollm2: str) -> None:
     assert asynchronous == pytest.approx(sync, abs=1e-6)
 
 
-def test_relevant_passage_outscores_unrelated(smollm2: str) -> None:
+def test_relevant_passage_outscores_unrelated(smollm2: str, fp32: CausalLM) -> None:
     reranker = CausalLMReranker(model=smollm2)
+    reranker.use_model(fp32)  # margins are 0.1-0.4 here: more than float32's noise, not bf16's
     for query, relevant, unrelated in PAIRS:
         raw = _raw(reranker.rerank(query, [relevant, unrelated]))
         assert raw[0] > raw[1], (query, raw)
@@ -190,6 +207,8 @@ def test_bad_options_are_configuration_errors() -> None:
         CausalLMReranker(model="/x.gguf", instruction=3)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="model must be"):
         CausalLMReranker(model="")
+    with pytest.raises(ConfigurationError, match="prefix_cache must be a bool"):
+        CausalLMReranker(model="/x.gguf", prefix_cache="yes")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="does not exist"):
         CausalLMReranker(model="/nowhere/model.gguf").rerank("q", ["d"])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.metadata
 import os
 from collections.abc import Mapping, Sequence
@@ -28,6 +29,16 @@ from rerankit.errors import BackendError, ConfigurationError
 from rerankit.types import Candidate
 
 __all__ = ["CausalLMReranker"]
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """One pair's prompt: the ids before the document piece, the rest, and whether the
+    document was cut."""
+
+    prefix: list[int]
+    rest: list[int]
+    cut: bool
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,10 @@ class CausalLMReranker(LocalReranker):
     The fast path: ``dtype="auto"`` runs bf16 where the CPU (AMX / AVX512-BF16) or GPU supports
     it; each call tokenises its pairs once, sorts them by length and runs one forward pass per
     batch of ``batch_size`` (left-padded, with position ids, so a pair scores the same in any
-    batch), computing the vocabulary logits for the last position only. Documents longer than
+    batch), computing the vocabulary logits for the last position only. The part of the prompt
+    before the document (system message, instruction, query) is the same for every document of
+    a call: with ``prefix_cache=True`` (default) it runs once and each batch continues from its
+    key/value cache. Documents longer than
     the window (``max_length``, default the model's) are cut (``long_documents="truncate"``,
     flagged) or scored as overlapping windows (``"window"``, max over windows). The model is
     shared with every reranker and local generator naming the same model, device and dtype.
@@ -94,6 +108,7 @@ class CausalLMReranker(LocalReranker):
         dtype: str = "auto",
         long_documents: LongDocuments = "truncate",
         window_overlap: int = 64,
+        prefix_cache: bool = True,
         trust_remote_code: bool = False,
         calibration: Calibration | None = None,
         dedupe: bool = True,
@@ -114,8 +129,11 @@ class CausalLMReranker(LocalReranker):
             raise ConfigurationError(
                 f"instruction must be a str or None, got {type(instruction).__name__}"
             )
+        if not isinstance(prefix_cache, bool):
+            raise ConfigurationError(f"prefix_cache must be a bool, got {prefix_cache!r}")
         self.preset = preset_named(preset)
         self.instruction = instruction
+        self.prefix_cache = prefix_cache
         self._answers: _Answers | None = None
 
     @property
@@ -192,25 +210,28 @@ class CausalLMReranker(LocalReranker):
     def _pieces(self, lm: CausalLM, query: str, document: str) -> tuple[Piece, ...]:
         return self.preset.pieces(lm.tokenizer, query, document, self.instruction)
 
-    def _encode(self, lm: CausalLM, query: str, text: str, window: int) -> tuple[list[int], bool]:
-        """One pair's token ids, the document piece cut from its end to fit ``window``."""
+    def _encode(self, lm: CausalLM, query: str, text: str, window: int) -> _Encoded:
+        """One pair's token ids, the document piece cut from its end to fit ``window``; the
+        pieces before the document piece are the prefix (the same for every document)."""
         parts, where = join_ids(lm.tokenizer, self._pieces(lm, query, text))
+        split = 0 if where is None else where
+        prefix = [i for p in parts[:split] for i in p]
         total = sum(len(p) for p in parts)
-        if total <= window:
-            return [i for p in parts for i in p], False
-        over = total - window
-        if where is None or len(parts[where]) <= over:
-            raise ConfigurationError(
-                f"the prompt without the document is longer than the model's {window}-token "
-                "window (a long query or instruction): shorten it or raise max_length"
-            )
-        parts[where] = parts[where][: len(parts[where]) - over]
-        return [i for p in parts for i in p], True
+        cut = total > window
+        if cut:
+            over = total - window
+            if where is None or len(parts[where]) <= over:
+                raise ConfigurationError(
+                    f"the prompt without the document is longer than the model's {window}-token "
+                    "window (a long query or instruction): shorten it or raise max_length"
+                )
+            parts[where] = parts[where][: len(parts[where]) - over]
+        return _Encoded(prefix, [i for p in parts[split:] for i in p], cut)
 
     def _plan(
         self, lm: CausalLM, query: str, texts: Sequence[str]
-    ) -> tuple[list[list[int]], list[int], list[bool], list[int]]:
-        """Token ids of every pair (or window), their owners, and the per-document flags."""
+    ) -> tuple[list[_Encoded], list[int], list[bool], list[int]]:
+        """The prompts of every pair (or window), their owners, and the per-document flags."""
         window = self._window(lm)
         with exclusive(lm.tokenizer):
             if self.long_documents == "window":
@@ -219,11 +240,10 @@ class CausalLMReranker(LocalReranker):
                 segments = segment(
                     lm.tokenizer, texts, budget, mode="window", overlap=self.window_overlap
                 )
-                inputs = [self._encode(lm, query, t, window)[0] for t in segments.texts]
+                inputs = [self._encode(lm, query, t, window) for t in segments.texts]
                 return inputs, segments.owner, [False] * len(texts), segments.windows
             encoded = [self._encode(lm, query, t, window) for t in texts]
-        inputs = [ids for ids, _ in encoded]
-        return inputs, list(range(len(texts))), [cut for _, cut in encoded], [1] * len(texts)
+        return encoded, list(range(len(texts))), [e.cut for e in encoded], [1] * len(texts)
 
     # -- scoring ----------------------------------------------------------------------------------
 
@@ -231,7 +251,11 @@ class CausalLMReranker(LocalReranker):
         lm: CausalLM = self._load()
         answers = self._answer_ids(lm)
         inputs, owner, truncated, windows = self._plan(lm, query, [c.text for c in candidates])
-        raw = self._forward(lm, inputs, answers)
+        prefixes = {tuple(e.prefix) for e in inputs}
+        if self.prefix_cache and len(inputs) > 1 and len(prefixes) == 1 and inputs[0].prefix:
+            raw = self._forward(lm, [e.rest for e in inputs], answers, prefix=inputs[0].prefix)
+        else:
+            raw = self._forward(lm, [e.prefix + e.rest for e in inputs], answers)
         best: dict[int, float] = {}
         for score, i in zip(raw, owner, strict=True):
             if i not in best or score > best[i]:
@@ -241,11 +265,25 @@ class CausalLMReranker(LocalReranker):
         )
 
     def _forward(
-        self, lm: CausalLM, inputs: Sequence[Sequence[int]], answers: _Answers
+        self,
+        lm: CausalLM,
+        inputs: Sequence[Sequence[int]],
+        answers: _Answers,
+        prefix: Sequence[int] = (),
     ) -> list[float]:
-        """One score per tokenised prompt: sorted by length, left-padded per batch."""
+        """One score per tokenised prompt: sorted by length, left-padded per batch.
+
+        With a ``prefix`` (the prompt before the document, the same for every pair) the
+        prefix runs once and each batch continues from a copy of its key/value cache; the
+        padding then sits between the prefix and each pair's tokens, masked out.
+        """
         torch = torch_module()
         tokenizer, model = lm.tokenizer, lm.model
+        cache = None
+        if prefix:
+            with torch.inference_mode():
+                head = torch.tensor([list(prefix)], device=model.device)
+                cache = model(input_ids=head, use_cache=True, logits_to_keep=1).past_key_values
         pad = tokenizer.pad_token_id
         if pad is None:
             pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
@@ -261,7 +299,14 @@ class CausalLMReranker(LocalReranker):
             for row, i in enumerate(chunk):
                 ids[row, width - len(inputs[i]) :] = inputs[i]
                 mask[row, width - len(inputs[i]) :] = 1
-            positions = np.clip(np.cumsum(mask, axis=1) - 1, 0, None)
+            positions = np.clip(np.cumsum(mask, axis=1) - 1, 0, None) + len(prefix)
+            extra: dict[str, Any] = {}
+            if cache is not None:
+                copied = copy.deepcopy(cache)
+                copied.batch_repeat_interleave(len(chunk))
+                full = np.concatenate([np.ones((len(chunk), len(prefix)), np.int64), mask], 1)
+                extra = {"past_key_values": copied, "use_cache": True}
+                mask = full
             try:
                 with torch.inference_mode():
                     logits = (
@@ -270,6 +315,7 @@ class CausalLMReranker(LocalReranker):
                             attention_mask=torch.from_numpy(mask).to(model.device),
                             position_ids=torch.from_numpy(positions).to(model.device),
                             logits_to_keep=1,
+                            **extra,
                         )
                         .logits[:, -1, :]
                         .float()
