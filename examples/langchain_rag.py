@@ -61,8 +61,11 @@ print(store.client.count("rerankit-langchain-rag").count, "points in Qdrant")
 # ## 2. Build the chain
 #
 # `generator_from_env()` returns an OpenAI-compatible chat model when `OPENAI_API_KEY` or
-# `OPENAI_BASE_URL` is set, else the offline `ExtractiveAnswerer`. Any LangChain chat model
-# works as `llm` (e.g. `ChatOpenAI`, `ChatOllama`).
+# `OPENAI_BASE_URL` is set; else a local chat model when `RERANKIT_LOCAL_LLM` names one (a hub
+# id, a model folder or a `.gguf` file; `local_chat_model()` is the offline
+# SmolLM2-135M-Instruct); else the offline `ExtractiveAnswerer`. Any LangChain chat model works
+# as `llm` (e.g. `ChatOpenAI`, `ChatOllama`), and `chain.stream(question)` yields the sources
+# first, then the answer token by token.
 
 # %%
 llm = generator_from_env()

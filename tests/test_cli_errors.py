@@ -73,6 +73,12 @@ DEMO_MISTAKES = [
     ),
     (["--stage1", "title", "--qdrant-path", ":memory:"], ["needs documents with titles"]),
     (["--corpus", "/nonexistent/docs.jsonl"], ["does not exist", "BEIR folder"]),
+    (["--llm", "m.gguf"], ["--llm names the model of --generator local"]),
+    (["--generator", "gpt"], ["argument --generator", "invalid choice"]),
+    (
+        ["--answer", "--generator", "local", "--llm", "/nowhere/m.gguf"],
+        ["cannot load the model '/nowhere/m.gguf'", "does not exist"],
+    ),
 ]
 
 

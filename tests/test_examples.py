@@ -51,7 +51,7 @@ EXPECTED = {
 }
 
 # Variables that would make the examples leave the offline path.
-_ONLINE = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "QDRANT_URL")
+_ONLINE = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "QDRANT_URL", "RERANKIT_LOCAL_LLM")
 
 
 def _make_notebooks() -> ModuleType:

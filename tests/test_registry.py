@@ -303,5 +303,5 @@ def test_registration_in_a_fresh_process_sees_the_builtins() -> None:
     ).stdout.split()
     assert out == [
         "refused",
-        "cohere,cross-encoder,embedding,http,jina,late-interaction,llm,mixedbread,none,voyage",
+        "causal-lm,cohere,cross-encoder,embedding,http,jina,late-interaction,llm,mixedbread,none,voyage",
     ]

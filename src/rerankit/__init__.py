@@ -7,6 +7,7 @@ This package imports no framework and no torch until a backend is used.
 
 from rerankit._models import clear_model_cache
 from rerankit.backends import CrossEncoderReranker, EmbeddingReranker, LateInteractionReranker
+from rerankit.backends.causal_lm import CausalLMReranker
 from rerankit.backends.cohere import CohereReranker
 from rerankit.backends.fallback import FallbackReranker
 from rerankit.backends.fusion import FusionReranker
@@ -63,6 +64,7 @@ __all__ = [
     "CachedReranker",
     "CalibrationError",
     "Candidate",
+    "CausalLMReranker",
     "Clip",
     "CohereReranker",
     "ConfigurationError",

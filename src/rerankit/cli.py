@@ -84,8 +84,22 @@ def _parser() -> OneLineParser:
     demo.add_argument(
         "--answer",
         action="store_true",
-        help="also answer each query offline (extractive: the context sentences most relevant "
-        "to the question, no LLM) and print the answer, its citations and the prompt",
+        help="also answer each query and print the answer, its citations and the prompt "
+        "(see --generator)",
+    )
+    demo.add_argument(
+        "--generator",
+        choices=["extractive", "local"],
+        default="extractive",
+        help="what answers with --answer: 'extractive' (the context sentences most relevant "
+        "to the question, no LLM) or 'local' (a local LLM: --llm, else RERANKIT_LOCAL_LLM, "
+        "else the offline SmolLM2-135M-Instruct) (default extractive)",
+    )
+    demo.add_argument(
+        "--llm",
+        default=None,
+        metavar="MODEL",
+        help="the local LLM of --generator local: a hub id, a model folder or a .gguf file",
     )
     from rerankit.eval.cli import add_parser as add_eval_parser
 
@@ -109,6 +123,8 @@ def _quiet_model_loading() -> None:
     except ImportError:  # the demo reports the missing extra itself
         return
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    # transformers' notes on how it loads (a .gguf's dtype advice) are not the user's concern
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -143,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         qdrant_url=args.qdrant_url,
         qdrant_path=args.qdrant_path,
         answer=args.answer,
+        generator=args.generator,
+        llm=args.llm,
         corpus=args.corpus,
     )
     return guarded("demo", lambda: run_demo(config, sys.stdout))

@@ -8,6 +8,7 @@ A spec is ``<backend>[:<model>][?<option>=<value>&...]``::
     cohere:rerank-v3.5?max_tokens_per_doc=512
     voyage:rerank-2.5           # also jina:<model>, mixedbread:<model>
     llm:gpt-4o-mini?mode=listwise
+    causal-lm:Qwen/Qwen3-Reranker-0.6B?preset=qwen3-reranker   # a local LLM's yes/no log-odds
     http:http://gpu-1:8080?api=tei          # the http backend takes its URL in the model slot
     none                         # no reranking: keep the retrieval order
 
@@ -145,10 +146,12 @@ def _ensure_builtins() -> None:
     _registry.setdefault(LLMReranker.backend, LLMReranker)  # llm:gpt-4o-mini?mode=listwise
     _registry.setdefault(HTTPReranker.backend, HTTPReranker.from_spec_options)  # http:http://h:8080
     _registry.setdefault(PassthroughReranker.backend, PassthroughReranker)  # none: no reranking
+    from rerankit.backends.causal_lm import CausalLMReranker
     from rerankit.backends.jina import JinaReranker
     from rerankit.backends.mixedbread import MixedbreadReranker
     from rerankit.backends.voyage import VoyageReranker
 
     for hosted in (VoyageReranker, JinaReranker, MixedbreadReranker):  # voyage:rerank-2.5
         _registry.setdefault(hosted.backend, hosted)
+    _registry.setdefault(CausalLMReranker.backend, CausalLMReranker)  # causal-lm:/m.gguf?preset=
     _builtins_loaded = True

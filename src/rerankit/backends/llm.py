@@ -39,6 +39,7 @@ from rerankit.backends.llm_answers import (
     POINTWISE_SYSTEM,
     POINTWISE_USER,
     Ranking,
+    after_thinking,
     escape,
     parse_grade,
     parse_ranking,
@@ -294,7 +295,7 @@ class LLMReranker(RemoteReranker):
         """The answer text and P(yes) from its token logprobs (``None`` when absent), read
         inside the request so that a malformed answer fails it."""
         completion = read_completion(response, meter)
-        return completion.text, yes_no_probability(completion.logprobs)
+        return completion.text, yes_no_probability(after_thinking(completion.logprobs))
 
     def _pointwise_scores(self, answers: list[Answer], meter: UsageMeter) -> list[float]:
         probabilities = [probability for _, probability in answers]

@@ -2,15 +2,19 @@
 rankings, repaired so that a document only ever moves as itself.
 
 Prompt text is escaped with :func:`~rerankit.remote.prompting.escape_prompt_text`, shared with
-the RAG prompt.
+the RAG prompt. Reasoning models' thinking sections (``<think>...</think>``) are removed before
+an answer is read (:func:`rerankit.thinking.strip_thinking`), from its text and from its token
+logprobs (:func:`after_thinking`).
 """
 
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from rerankit.remote.parsing import field
 from rerankit.remote.prompting import escape_prompt_text
+from rerankit.thinking import THINK_CLOSE, THINK_OPEN, strip_thinking
 
 __all__ = [
     "LISTWISE_SYSTEM",
@@ -18,6 +22,7 @@ __all__ = [
     "POINTWISE_SYSTEM",
     "POINTWISE_USER",
     "Ranking",
+    "after_thinking",
     "escape",
     "parse_grade",
     "parse_ranking",
@@ -76,7 +81,10 @@ def parse_grade(content: str) -> float | None:
         >>> from rerankit.backends.llm import parse_grade
         >>> parse_grade("yes 8"), parse_grade("No, 2/10"), parse_grade("yes"), parse_grade("maybe")
         (0.8, 0.2, 1.0, None)
+        >>> parse_grade("<think>Grade 3? The query asks...</think>\\nyes 9")
+        0.9
     """
+    content = strip_thinking(content)
     for match in _NUMBER.finditer(content):
         value = float(match.group(1))
         if 0.0 <= value <= 10.0:
@@ -113,6 +121,7 @@ def parse_ranking(content: str, n: int) -> Ranking:
         >>> parse_ranking("[2] > [2] > [9] > [x]", 3)  # repeated, out of range, non-numeric
         Ranking(order=[1, 0, 2], found=1, repaired=5)
     """
+    content = strip_thinking(content)
     tokens = _BRACKETED.findall(content)
     if not tokens:
         tokens = _INTEGER.findall(content)
@@ -132,3 +141,37 @@ def parse_ranking(content: str, n: int) -> Ranking:
         order.append(position)
     missing = [p for p in range(n) if p not in seen]
     return Ranking(order + missing, len(order), dropped + len(missing))
+
+
+def after_thinking(content_logprobs: Any) -> Any:
+    """The answer's token logprobs without its thinking section: the tokens after the last one
+    that closes ``</think>`` (whitespace-only tokens after it skipped too); none when the answer
+    is still thinking (an unclosed ``<think>``). Anything else is returned as it is.
+
+    Example:
+        >>> from rerankit.backends.llm_answers import after_thinking
+        >>> tokens = [{"token": "<think>"}, {"token": "hmm"}, {"token": "</think>"},
+        ...           {"token": "\\n\\n"}, {"token": "yes"}]
+        >>> [t["token"] for t in after_thinking(tokens)]
+        ['yes']
+    """
+    if not isinstance(content_logprobs, list | tuple) or not content_logprobs:
+        return content_logprobs
+    texts = [field(t, "token") for t in content_logprobs]
+    text = "".join(t if isinstance(t, str) else "" for t in texts)
+    if THINK_OPEN not in text and THINK_CLOSE not in text:
+        return content_logprobs
+    end = text.rfind(THINK_CLOSE)
+    if end == -1:
+        return []  # only thinking so far
+    end += len(THINK_CLOSE)
+    start, first = 0, len(texts)
+    for i, token in enumerate(texts):
+        if start >= end:
+            first = i
+            break
+        start += len(token) if isinstance(token, str) else 0
+    rest = list(content_logprobs[first:])
+    while rest and isinstance(field(rest[0], "token"), str) and not field(rest[0], "token").strip():
+        rest.pop(0)
+    return rest

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import TextIO
 
 from rerankit.base import Reranker
+from rerankit.demo.answering import GENERATORS, make_answerer
 from rerankit.demo.documents import DemoCorpus, builtin_corpus, load_corpus
 from rerankit.demo.store import (
     STAGE1,
@@ -28,7 +29,7 @@ from rerankit.errors import ConfigurationError
 from rerankit.multistage import MultiStageHit, SentenceTransformerEncoder
 from rerankit.qdrant import default_qdrant_path, open_client
 from rerankit.qdrant.client import describe_location
-from rerankit.rag import ExtractiveAnswerer, RagAnswer, answer_question, format_answer
+from rerankit.rag import RagAnswer
 from rerankit.registry import as_reranker
 from rerankit.sentence import default_model
 from rerankit.threshold import ThresholdPolicy
@@ -80,7 +81,11 @@ class DemoConfig:
     qdrant_url: str | None = None
     qdrant_path: str | None = None
     answer: bool = False
-    """Also answer each query offline (extractive) and show the answer, citations and prompt."""
+    """Also answer each query and show the answer, citations and prompt."""
+    generator: str = "extractive"
+    """What answers: ``extractive`` (offline, no LLM) or ``local`` (a local LLM)."""
+    llm: str | None = None
+    """The local LLM for ``generator="local"``: else ``RERANKIT_LOCAL_LLM``, else SmolLM2."""
     corpus: str | None = None
     """A JSONL file (``id``, ``text``, optional ``title``) or a BEIR folder; ``None``: built-in."""
     show_progress: bool | None = None
@@ -107,6 +112,12 @@ class DemoConfig:
         ):
             raise ConfigurationError("--query must be a non-blank text (repeatable)")
         ThresholdPolicy(top_n=self.top_n, min_score=self.min_score)
+        if self.generator not in GENERATORS:
+            raise ConfigurationError(
+                f"--generator must be one of {', '.join(GENERATORS)}, got {self.generator!r}"
+            )
+        if self.llm is not None and self.generator != "local":
+            raise ConfigurationError("--llm names the model of --generator local: add it")
 
 
 def threshold(scored: RerankResults, policy: ThresholdPolicy) -> RerankResults:
@@ -159,6 +170,8 @@ def run_demo(config: DemoConfig, out: TextIO) -> list[QueryReport]:
     queries = _queries(config, corpus)
     collection_for(corpus, stage1)  # a title stage needs titles: say so before any work
     reranker: Reranker = as_reranker(config.reranker)
+    # a local LLM loads (or says why it cannot) before any work
+    answerer = make_answerer(config.generator, config.llm) if config.answer else None
     policy = ThresholdPolicy(top_n=config.top_n, min_score=config.min_score)
     path = config.qdrant_path
     if config.qdrant_url is None and path is None:
@@ -193,9 +206,8 @@ def run_demo(config: DemoConfig, out: TextIO) -> list[QueryReport]:
             f"{load_ms:.0f} ms\n"
             f"threshold: top_n={config.top_n}, min_score={config.min_score}\n"
         )
-        # Offline answers: the context sentences most relevant to the question, picked by the
-        # offline MiniLM; the prompt shown is what an LLM would receive instead.
-        answerer = ExtractiveAnswerer() if config.answer else None
+        if answerer is not None:
+            out.write(f"answers: {answerer.label}\n")
         reports = []
         for query in queries:
             t0 = time.perf_counter()
@@ -218,8 +230,8 @@ def run_demo(config: DemoConfig, out: TextIO) -> list[QueryReport]:
             reports.append(report)
             out.write(render(report))
             if answerer is not None:
-                report.answer = answer_question(query, results, generator=answerer)
-                out.write(textwrap.indent(format_answer(report.answer), "  "))
+                report.answer, text = answerer.answer(query, results)
+                out.write(textwrap.indent(text, "  "))
         return reports
     finally:
         client.close()

@@ -21,6 +21,7 @@ from rerankit.langchain.step import RerankStep  # noqa: E402
 if TYPE_CHECKING:
     from rerankit.langchain.chat import ChatOpenAICompatible
     from rerankit.langchain.embeddings import BM25SparseEmbeddings, SentenceTransformerEmbeddings
+    from rerankit.langchain.local import LocalChatHuggingFace, local_chat_model
     from rerankit.langchain.multistage import MultiStageDocuments, QdrantMultiStageRetriever
     from rerankit.langchain.rag import (
         RagChainOutput,
@@ -37,6 +38,8 @@ __getattr__, __dir__ = lazy_exports(
         "MultiStageDocuments": "rerankit.langchain.multistage",
         "QdrantMultiStageRetriever": "rerankit.langchain.multistage",
         "ChatOpenAICompatible": "rerankit.langchain.chat",
+        "LocalChatHuggingFace": "rerankit.langchain.local",
+        "local_chat_model": "rerankit.langchain.local",
         "RagChainOutput": "rerankit.langchain.rag",
         "build_qdrant_store": "rerankit.langchain.store",
         "build_rag_chain": "rerankit.langchain.rag",
@@ -48,6 +51,7 @@ __getattr__, __dir__ = lazy_exports(
 __all__ = [
     "BM25SparseEmbeddings",
     "ChatOpenAICompatible",
+    "LocalChatHuggingFace",
     "MultiStageDocuments",
     "QdrantMultiStageRetriever",
     "RagChainOutput",
@@ -59,4 +63,5 @@ __all__ = [
     "build_qdrant_store",
     "build_rag_chain",
     "generator_from_env",
+    "local_chat_model",
 ]

@@ -25,9 +25,25 @@ from rerankit.rag.openai_settings import (
     request,
 )
 
-__all__ = ["ChatOpenAICompatible"]
+__all__ = ["ChatOpenAICompatible", "chat_result"]
 
 _ROLE = {"system": "system", "human": "user", "ai": "assistant", "developer": "developer"}
+
+
+def chat_result(
+    text: str, prompt_tokens: int | None, completion_tokens: int | None, **metadata: Any
+) -> ChatResult:
+    """One generation as a ``ChatResult``: the text, the token usage when both counts are
+    known, and ``metadata`` as the message's ``response_metadata``."""
+    usage: UsageMetadata | None = None
+    if prompt_tokens is not None and completion_tokens is not None:
+        usage = UsageMetadata(
+            input_tokens=prompt_tokens,
+            output_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+        )
+    message = AIMessage(content=text, response_metadata=metadata, usage_metadata=usage)
+    return ChatResult(generations=[ChatGeneration(message=message)])
 
 
 class ChatOpenAICompatible(OpenAIChatFields, BaseChatModel):
@@ -83,22 +99,13 @@ class ChatOpenAICompatible(OpenAIChatFields, BaseChatModel):
 
     @staticmethod
     def _result(completion: Completion) -> ChatResult:
-        usage: UsageMetadata | None = None
-        if completion.prompt_tokens is not None and completion.completion_tokens is not None:
-            usage = UsageMetadata(
-                input_tokens=completion.prompt_tokens,
-                output_tokens=completion.completion_tokens,
-                total_tokens=completion.prompt_tokens + completion.completion_tokens,
-            )
-        message = AIMessage(
-            content=completion.text,
-            response_metadata={
-                "model_name": completion.model,
-                "finish_reason": completion.finish_reason,
-            },
-            usage_metadata=usage,
+        return chat_result(
+            completion.text,
+            completion.prompt_tokens,
+            completion.completion_tokens,
+            model_name=completion.model,
+            finish_reason=completion.finish_reason,
         )
-        return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _generate(
         self,

@@ -10,22 +10,24 @@ Chat models live in :mod:`rerankit.langchain.chat`, the Qdrant ingestion in
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, TypedDict
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any, TypedDict, cast
 
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
-from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompt_values import PromptValue
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import (
     Runnable,
     RunnableBranch,
+    RunnableConfig,
+    RunnableGenerator,
     RunnableLambda,
     RunnablePassthrough,
 )
+from langchain_core.runnables.utils import AddableDict
 from langchain_core.vectorstores import VectorStore
 
 from rerankit._typing import Unpack
@@ -45,6 +47,7 @@ from rerankit.rag import (
     format_prompt,
     parse_citations,
 )
+from rerankit.rag.answer_text import ReadAnswer, astream_answer, stream_answer
 from rerankit.rag.checks import RagOptions, rag_settings
 from rerankit.rag.openai_settings import generator_from_env as pick_generator
 from rerankit.rag.prompt import numbered_sources
@@ -59,13 +62,22 @@ __all__ = [
 _ROLE = {"system": "system", "human": "user", "ai": "assistant", "developer": "developer"}
 
 
-def generator_from_env(**overrides: Any) -> ChatOpenAICompatible | ExtractiveAnswerer:
-    """The examples' generator: an OpenAI-compatible chat model when ``OPENAI_API_KEY`` or
-    ``OPENAI_BASE_URL`` is set, else the offline, clearly labelled ExtractiveAnswerer.
+def _local_chat(model: str) -> BaseChatModel:
+    from rerankit.langchain.local import local_chat_model
 
-    ``overrides`` go to :meth:`ChatOpenAICompatible.from_env`.
-    """
-    return pick_generator(ChatOpenAICompatible.from_env, **overrides)
+    return local_chat_model(model)
+
+
+def generator_from_env(
+    local_llm: str | None = None, **kw: Any
+) -> BaseChatModel | ExtractiveAnswerer:
+    """The examples' chat model: :class:`ChatOpenAICompatible` (``from_env(**kw)``) when
+    ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set; else :func:`local_chat_model` of
+    ``local_llm`` or ``RERANKIT_LOCAL_LLM`` when either names a model; else the offline
+    ExtractiveAnswerer (see :func:`rerankit.rag.openai_settings.generator_from_env`)."""
+    return pick_generator(
+        ChatOpenAICompatible.from_env, local=local_llm, make_local=_local_chat, **kw
+    )
 
 
 # -- the chain --------------------------------------------------------------------------------
@@ -77,7 +89,10 @@ class RagChainOutput(TypedDict):
     ``sources`` are the documents that passed the threshold, in reranked order (= prompt
     order, source ``[1]`` first), as copies with ``metadata["relevance_score"]``; the list also
     carries ``.results`` (the full :class:`~rerankit.RerankResults`, with what was dropped).
-    ``messages`` is the exact prompt (``None`` when abstained) and ``prompt`` the same as text.
+    ``messages`` is the exact prompt (``None`` when nothing passed) and ``prompt`` the same as
+    text. ``abstained`` is true when nothing passed the threshold (``empty_reason`` says why; no
+    LLM call) or when the LLM answered that the passages do not cover the question;
+    ``abstain_reason`` says which.
     """
 
     question: str
@@ -90,6 +105,7 @@ class RagChainOutput(TypedDict):
     abstained: bool
     empty_reason: str | None
     generator: str
+    abstain_reason: str | None
 
 
 def _chat_prompt(prompt: RagPrompt) -> ChatPromptTemplate:
@@ -116,8 +132,20 @@ def _sources(documents: Sequence[Document], source_key: str | None) -> list[Sour
 
 
 def _llm_name(llm: BaseChatModel) -> str:
-    name = getattr(llm, "model_name", None) or getattr(llm, "model", None) or llm._llm_type
+    name = (
+        getattr(llm, "model_name", None)
+        or getattr(llm, "model", None)
+        or getattr(llm, "model_id", None)
+        or llm._llm_type
+    )
     return f"llm: {name}"
+
+
+def _merged(chunks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    for chunk in chunks:
+        state.update(chunk)
+    return state
 
 
 def build_rag_chain(
@@ -145,9 +173,17 @@ def build_rag_chain(
 
     When no document passes the threshold the chain does not call ``llm``: the answer is
     :data:`~rerankit.rag.ABSTAIN_ANSWER`, ``abstained`` is true and ``empty_reason`` says why.
+    The answer is read by :func:`rerankit.rag.answer_text.read_answer`: thinking sections
+    removed, citations past the passages removed from the text and the list, and an answer
+    saying that the passages do not cover the question marked ``abstained``.
 
     The input is the question (a str, or ``{"question": ...}``); the output is a
-    :class:`RagChainOutput` dict. ``invoke``, ``ainvoke`` and ``batch`` all work.
+    :class:`RagChainOutput` dict. ``invoke``, ``ainvoke``, ``batch``, ``stream`` and ``astream``
+    all work. A stream yields the sources first, as one event (``question``, ``sources``,
+    ``retrieved``, ``prompt``, ``messages``, ``generator`` and ``answer=""``), then the answer
+    as the chat model streams it (``{"answer": delta}``; thinking sections and citations past
+    the passages already removed), then ``citations``, ``abstained`` and ``abstain_reason``;
+    the chunks add up to the invoke output.
 
     Example:
         >>> from langchain_core.documents import Document
@@ -206,21 +242,29 @@ def build_rag_chain(
     def prompt_inputs(state: dict[str, Any]) -> dict[str, str]:
         return {"context": rag_prompt.context(state["numbered"]), "question": state["question"]}
 
-    def output(state: dict[str, Any], answer: str, generator: str) -> RagChainOutput:
+    def head(state: dict[str, Any], generator: str) -> dict[str, Any]:
+        """Everything but the answer and what is read from it: the stream's first event."""
         value: PromptValue = state["prompt_value"]
         messages = value.to_messages()
-        return RagChainOutput(
-            question=state["question"],
-            answer=answer,
-            citations=parse_citations(answer, state["numbered"]),
-            sources=state["sources"],
-            retrieved=state["retrieved"],
-            prompt=format_prompt((_role(m), m.text) for m in messages),
-            messages=messages,
-            abstained=False,
-            empty_reason=None,
-            generator=generator,
-        )
+        return {
+            "question": state["question"],
+            "sources": state["sources"],
+            "retrieved": state["retrieved"],
+            "prompt": format_prompt((_role(m), m.text) for m in messages),
+            "messages": messages,
+            "empty_reason": None,
+            "generator": generator,
+        }
+
+    def output(state: dict[str, Any], answer: str, generator: str) -> RagChainOutput:
+        out = {
+            **head(state, generator),
+            "answer": answer,
+            "citations": parse_citations(answer, state["numbered"]),
+            "abstained": False,
+            "abstain_reason": None,
+        }
+        return cast(RagChainOutput, out)
 
     def abstain(state: dict[str, Any]) -> RagChainOutput:
         reason = state["sources"].empty_reason or "no document passed the threshold"
@@ -235,6 +279,7 @@ def build_rag_chain(
             abstained=True,
             empty_reason=reason,
             generator=ABSTAINED,
+            abstain_reason=reason,
         )
 
     generate: Runnable[Any, RagChainOutput]
@@ -254,12 +299,37 @@ def build_rag_chain(
 
         generate = with_prompt | RunnableLambda(extract, afunc=aextract, name="generate")
     else:
-        name = _llm_name(llm)
-        call = (lambda state: state["prompt_value"]) | llm | StrOutputParser()
-        generate = (
-            with_prompt
-            | RunnablePassthrough.assign(answer=call).with_config(run_name="generate")
-            | RunnableLambda(lambda state: output(state, state["answer"], name), name="cite")
+        chat, name = llm, _llm_name(llm)
+
+        def event(item: str | ReadAnswer) -> AddableDict:
+            if isinstance(item, str):
+                return AddableDict(answer=item)
+            return AddableDict(
+                citations=list(item.citations),
+                abstained=item.abstained,
+                abstain_reason=item.reason,
+            )
+
+        def answer(chunks: Iterator[dict[str, Any]], config: RunnableConfig) -> Iterator[Any]:
+            state = _merged(list(chunks))
+            yield AddableDict(head(state, name), answer="")  # the sources first, as one event
+            deltas = (c.text for c in chat.stream(state["prompt_value"], config=config))
+            for item in stream_answer(deltas, state["numbered"]):
+                yield event(item)
+
+        async def aanswer(
+            chunks: AsyncIterator[dict[str, Any]], config: RunnableConfig
+        ) -> AsyncIterator[Any]:
+            state = _merged([c async for c in chunks])
+            yield AddableDict(head(state, name), answer="")
+            stream = chat.astream(state["prompt_value"], config=config)
+            async for item in astream_answer((c.text async for c in stream), state["numbered"]):
+                yield event(item)
+
+        generate = with_prompt | RunnableGenerator(
+            answer,  # type: ignore[arg-type]
+            aanswer,  # type: ignore[arg-type]
+            name="generate",
         )
 
     chain: Runnable[Any, RagChainOutput] = (

@@ -25,6 +25,7 @@ from rerankit.llama_index.postprocessor import RerankedNodes, RerankPostprocesso
 if TYPE_CHECKING:
     from rerankit.llama_index.embeddings import SentenceTransformerEmbedding
     from rerankit.llama_index.llm import OpenAICompatibleLLM
+    from rerankit.llama_index.local import LocalHuggingFaceLLM, local_llm
     from rerankit.llama_index.multistage import (
         MultiStageNodes,
         MultiStageQuery,
@@ -46,6 +47,8 @@ __getattr__, __dir__ = lazy_exports(
         "QdrantMultiStageRetriever": "rerankit.llama_index.multistage",
         "CitingSynthesizer": "rerankit.llama_index.rag",
         "OpenAICompatibleLLM": "rerankit.llama_index.llm",
+        "LocalHuggingFaceLLM": "rerankit.llama_index.local",
+        "local_llm": "rerankit.llama_index.local",
         "RerankitQdrantVectorStore": "rerankit.llama_index.store",
         "build_qdrant_index": "rerankit.llama_index.store",
         "build_query_engine": "rerankit.llama_index.rag",
@@ -56,6 +59,7 @@ __getattr__, __dir__ = lazy_exports(
 
 __all__ = [
     "CitingSynthesizer",
+    "LocalHuggingFaceLLM",
     "MultiStageNodes",
     "MultiStageQuery",
     "OpenAICompatibleLLM",
@@ -67,4 +71,5 @@ __all__ = [
     "build_qdrant_index",
     "build_query_engine",
     "generator_from_env",
+    "local_llm",
 ]

@@ -13,9 +13,10 @@ little past 400 lines): the synthesiser's sync and async paths share its run con
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any
 
 from llama_index.core import VectorStoreIndex
@@ -24,7 +25,11 @@ from llama_index.core.base.llms.types import (
     ChatMessage,
     MessageRole,
 )
-from llama_index.core.base.response.schema import Response
+from llama_index.core.base.response.schema import (
+    AsyncStreamingResponse,
+    Response,
+    StreamingResponse,
+)
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
 from llama_index.core.instrumentation.events.synthesis import (
@@ -44,6 +49,12 @@ from llama_index.core.schema import (
 
 from rerankit._typing import Unpack
 from rerankit.errors import ConfigurationError
+from rerankit.llama_index.answer_stream import (
+    atoken_deltas,
+    one_chunk,
+    streaming_response,
+    token_deltas,
+)
 from rerankit.llama_index.llm import OpenAICompatibleLLM
 from rerankit.llama_index.postprocessor import RerankPostprocessor
 from rerankit.rag import (
@@ -57,6 +68,7 @@ from rerankit.rag import (
     format_prompt,
     parse_citations,
 )
+from rerankit.rag.answer_text import read_answer
 from rerankit.rag.checks import RagOptions, check_prompt_args, rag_settings
 from rerankit.rag.openai_settings import generator_from_env as pick_generator
 from rerankit.rag.prompt import numbered_sources
@@ -71,13 +83,18 @@ __all__ = [
 dispatcher = get_dispatcher(__name__)
 
 
-def generator_from_env(**overrides: Any) -> OpenAICompatibleLLM | ExtractiveAnswerer:
-    """The examples' generator: an OpenAI-compatible LLM when ``OPENAI_API_KEY`` or
-    ``OPENAI_BASE_URL`` is set, else the offline, clearly labelled ExtractiveAnswerer.
-
-    ``overrides`` go to :meth:`OpenAICompatibleLLM.from_env`.
+def generator_from_env(local_llm: str | None = None, **overrides: Any) -> LLM | ExtractiveAnswerer:
+    """The examples' LLM, in the order of :func:`rerankit.rag.openai_settings.generator_from_env`:
+    an :class:`OpenAICompatibleLLM` when the environment configures one (``overrides`` go to its
+    ``from_env``), a :func:`~rerankit.llama_index.local_llm` when ``local_llm`` or
+    ``RERANKIT_LOCAL_LLM`` names a model, else the offline ExtractiveAnswerer.
     """
-    return pick_generator(OpenAICompatibleLLM.from_env, **overrides)
+    return pick_generator(
+        OpenAICompatibleLLM.from_env,
+        local=local_llm,
+        make_local=lambda model: import_module("rerankit.llama_index.local").local_llm(model),
+        **overrides,
+    )
 
 
 # -- retrieval in a worker thread ------------------------------------------------------------
@@ -115,6 +132,10 @@ def _sources(nodes: Sequence[NodeWithScore], source_key: str | None) -> list[Sou
     )
 
 
+def _once(text: str) -> Generator[str, None, None]:
+    yield text
+
+
 def _chat(messages: Sequence[PromptMessage]) -> list[ChatMessage]:
     return [ChatMessage(role=MessageRole(m.role), content=m.content) for m in messages]
 
@@ -126,7 +147,9 @@ class _Synthesis:
     question: str
     sources: list[Source]
     generated: tuple[str, list[PromptMessage]] | None = None
-    response: Response = field(init=False)
+    streamed: tuple[Any, list[PromptMessage]] | None = None
+    """A token stream (a generator, or an async one) and its prompt, when streaming."""
+    response: Response | StreamingResponse | AsyncStreamingResponse = field(init=False)
 
 
 class CitingSynthesizer(BaseSynthesizer):
@@ -139,8 +162,17 @@ class CitingSynthesizer(BaseSynthesizer):
     :data:`~rerankit.rag.ABSTAIN_ANSWER` without calling the LLM.
 
     ``Response.metadata`` holds ``question``, ``citations``, ``prompt`` (text), ``messages``
-    (the exact ``ChatMessage`` list; ``None`` when abstained), ``abstained``, ``empty_reason``
-    and ``generator``. ``Response.source_nodes`` are the nodes, scored by the reranker.
+    (the exact ``ChatMessage`` list; ``None`` when nothing passed), ``abstained``,
+    ``empty_reason``, ``abstain_reason`` and ``generator``. ``Response.source_nodes`` are the
+    nodes, scored by the reranker. The answer is read by
+    :func:`rerankit.rag.answer_text.read_answer` (thinking sections and citations past the
+    passages removed; an LLM answer saying the passages do not cover the question is
+    ``abstained``).
+
+    With ``streaming=True`` the synthesiser returns a ``StreamingResponse`` (an
+    ``AsyncStreamingResponse`` from ``asynthesize``) whose tokens are the LLM's, cleaned as
+    they arrive; ``citations``, ``abstained`` and ``abstain_reason`` are in its metadata once
+    the stream is consumed.
 
     Example:
         >>> from llama_index.core.schema import NodeWithScore, TextNode
@@ -163,6 +195,7 @@ class CitingSynthesizer(BaseSynthesizer):
         prompt: RagPrompt | None = None,
         source_key: str | None = None,
         callback_manager: CallbackManager | None = None,
+        streaming: bool = False,
     ) -> None:
         if not isinstance(llm, LLM | ExtractiveAnswerer):
             raise ConfigurationError(
@@ -171,8 +204,12 @@ class CitingSynthesizer(BaseSynthesizer):
         check_prompt_args(prompt, source_key)
         self._answerer = llm if isinstance(llm, ExtractiveAnswerer) else None
         # BaseSynthesizer needs an LLM object; the extractive path never calls it.
+        if not isinstance(streaming, bool):
+            raise ConfigurationError(f"streaming must be a bool, got {streaming!r}")
         super().__init__(
-            llm=llm if isinstance(llm, LLM) else MockLLM(), callback_manager=callback_manager
+            llm=llm if isinstance(llm, LLM) else MockLLM(),
+            callback_manager=callback_manager,
+            streaming=streaming,
         )
         self._rag_prompt = prompt or RagPrompt()
         self._source_key = source_key
@@ -205,9 +242,22 @@ class CitingSynthesizer(BaseSynthesizer):
                 "messages": None,
                 "abstained": True,
                 "empty_reason": reason,
+                "abstain_reason": reason,
                 "generator": ABSTAINED,
             },
         )
+
+    def _metadata(self, question: str, messages: list[PromptMessage]) -> dict[str, Any]:
+        return {
+            "question": question,
+            "citations": [],
+            "prompt": format_prompt(messages),
+            "messages": _chat(messages),
+            "abstained": False,
+            "empty_reason": None,
+            "abstain_reason": None,
+            "generator": self._generator_name(),
+        }
 
     def _response(
         self,
@@ -217,19 +267,27 @@ class CitingSynthesizer(BaseSynthesizer):
         messages: list[PromptMessage],
         source_nodes: list[NodeWithScore],
     ) -> Response:
-        return Response(
-            text,
-            source_nodes=source_nodes,
-            metadata={
-                "question": question,
-                "citations": parse_citations(text, sources),
-                "prompt": format_prompt(messages),
-                "messages": _chat(messages),
-                "abstained": False,
-                "empty_reason": None,
-                "generator": self._generator_name(),
-            },
+        metadata = self._metadata(question, messages)
+        if self._answerer is not None:  # extractive: its own text, its own citations
+            metadata["citations"] = parse_citations(text, sources)
+            return Response(text, source_nodes=source_nodes, metadata=metadata)
+        read = read_answer(text, sources)
+        metadata.update(
+            citations=list(read.citations), abstained=read.abstained, abstain_reason=read.reason
         )
+        return Response(read.text, source_nodes=source_nodes, metadata=metadata)
+
+    def _stream_deltas(self, question: str, sources: list[Source]) -> Any:
+        messages = self._rag_prompt.messages(question, sources)
+        if self._answerer is not None:
+            return iter([self._answerer.answer(question, sources).text]), messages
+        return token_deltas(self._llm.stream_chat(_chat(messages))), messages
+
+    async def _astream_deltas(self, question: str, sources: list[Source]) -> Any:
+        messages = self._rag_prompt.messages(question, sources)
+        if self._answerer is not None:
+            return one_chunk((await self._answerer.aanswer(question, sources)).text), messages
+        return atoken_deltas(await self._llm.astream_chat(_chat(messages))), messages
 
     def _generate(self, question: str, sources: list[Source]) -> tuple[str, list[PromptMessage]]:
         messages = self._rag_prompt.messages(question, sources)
@@ -285,11 +343,21 @@ class CitingSynthesizer(BaseSynthesizer):
         ) as event:
             run = _Synthesis(question=question, sources=_sources(nodes, self._source_key))
             yield run
-            if run.generated is None:
+            source_nodes = [*nodes, *(additional_source_nodes or [])]
+            response: Any
+            if run.streamed is not None:
+                tokens, messages = run.streamed
+                response = streaming_response(
+                    tokens, run.sources, source_nodes, self._metadata(question, messages)
+                )
+            elif run.generated is None:
                 response = self._abstain(question, nodes)
+                if self._streaming:
+                    response = StreamingResponse(
+                        _once(response.response or ""), metadata=response.metadata
+                    )
             else:
                 text, messages = run.generated
-                source_nodes = [*nodes, *(additional_source_nodes or [])]
                 response = self._response(question, text, run.sources, messages, source_nodes)
             event.on_end(payload={EventPayload.RESPONSE: response})
         dispatcher.event(SynthesizeEndEvent(query=bundle, response=response))
@@ -305,9 +373,11 @@ class CitingSynthesizer(BaseSynthesizer):
     ) -> Response:
         """Answer ``query`` from ``nodes`` (in their order), or abstain when there are none."""
         with self._synthesis(query, nodes, additional_source_nodes) as run:
-            if run.sources:
+            if run.sources and self._streaming:
+                run.streamed = self._stream_deltas(run.question, run.sources)
+            elif run.sources:
                 run.generated = self._generate(run.question, run.sources)
-        return run.response
+        return run.response  # type: ignore[return-value]
 
     @dispatcher.span  # type: ignore[untyped-decorator]
     async def asynthesize(
@@ -319,9 +389,11 @@ class CitingSynthesizer(BaseSynthesizer):
     ) -> Response:
         """Async :meth:`synthesize`."""
         with self._synthesis(query, nodes, additional_source_nodes) as run:
-            if run.sources:
+            if run.sources and self._streaming:
+                run.streamed = await self._astream_deltas(run.question, run.sources)
+            elif run.sources:
                 run.generated = await self._agenerate(run.question, run.sources)
-        return run.response
+        return run.response  # type: ignore[return-value]
 
 
 # -- the query engine --------------------------------------------------------------------------
@@ -332,6 +404,7 @@ def build_query_engine(
     index: VectorStoreIndex | BaseRetriever,
     llm: LLM | ExtractiveAnswerer,
     hybrid: bool | None = None,
+    streaming: bool = False,
     **options: Unpack[RagOptions],
 ) -> RetrieverQueryEngine:
     """A query engine: retrieve from the index, rerank and threshold, answer with citations.
@@ -352,7 +425,9 @@ def build_query_engine(
 
     When no node passes the threshold the LLM is not called: the response is
     :data:`~rerankit.rag.ABSTAIN_ANSWER` with ``metadata["abstained"]`` true and
-    ``metadata["empty_reason"]`` saying why. ``query`` and ``aquery`` both work.
+    ``metadata["empty_reason"]`` saying why. ``query`` and ``aquery`` both work; with
+    ``streaming=True`` they return a ``StreamingResponse`` / ``AsyncStreamingResponse`` whose
+    ``response_gen`` yields the answer token by token (see :class:`CitingSynthesizer`).
 
     Example:
         >>> from llama_index.core import Document
@@ -378,7 +453,7 @@ def build_query_engine(
     settings = rag_settings("build_query_engine", options)
     postprocessor = RerankPostprocessor(reranker=settings.reranker, **settings.threshold())
     synthesizer = CitingSynthesizer(
-        llm=llm, prompt=settings.prompt, source_key=settings.source_key
+        llm=llm, prompt=settings.prompt, source_key=settings.source_key, streaming=streaming
     )
     fetch_k = settings.fetch_k
     if isinstance(index, VectorStoreIndex):

@@ -30,12 +30,14 @@ from rerankit.rag.answer import (
     format_answer,
     sources_from_results,
 )
+from rerankit.rag.answer_text import LLM_ABSTAINED, read_answer
 from rerankit.rag.extractive import (
     EXTRACTIVE_LABEL,
     ExtractedSentence,
     ExtractiveAnswer,
     ExtractiveAnswerer,
 )
+from rerankit.rag.local_llm import LocalGenerator
 from rerankit.rag.openai_settings import DEFAULT_OPENAI_MODEL, OpenAISettings, openai_configured
 from rerankit.rag.prompt import (
     ABSTAIN_ANSWER,
@@ -61,12 +63,14 @@ __all__ = [
     "DEFAULT_USER",
     "EXTRACTIVE",
     "EXTRACTIVE_LABEL",
+    "LLM_ABSTAINED",
     "SOURCE_KEYS",
     "Citation",
     "ExtractedSentence",
     "ExtractiveAnswer",
     "ExtractiveAnswerer",
     "Generate",
+    "LocalGenerator",
     "OpenAISettings",
     "PromptMessage",
     "RagAnswer",
@@ -77,6 +81,7 @@ __all__ = [
     "format_prompt",
     "openai_configured",
     "parse_citations",
+    "read_answer",
     "resolve_source_id",
     "sources_from_results",
 ]

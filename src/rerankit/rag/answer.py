@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rerankit.errors import ConfigurationError
+from rerankit.rag.answer_text import ReadAnswer, read_answer
 from rerankit.rag.extractive import ExtractiveAnswerer
 from rerankit.rag.prompt import (
     ABSTAIN_ANSWER,
@@ -48,12 +49,16 @@ class RagAnswer:
 
     Attributes:
         question: the question asked.
-        answer: the answer text (:data:`~rerankit.rag.ABSTAIN_ANSWER` when abstained).
+        answer: the answer text (:data:`~rerankit.rag.ABSTAIN_ANSWER` when nothing passed).
         citations: the sources the answer cites, first cited first.
         sources: the sources in the prompt, in reranked order, with their scores.
-        messages: the exact prompt an LLM receives (``None`` when abstained: no prompt is sent).
-        abstained: no source passed the threshold, so no generator was called.
+        messages: the exact prompt an LLM receives (``None`` when nothing passed: none is sent).
+        abstained: no source passed the threshold, so no generator was called; or the LLM
+            answered that the passages do not cover the question (see
+            :mod:`rerankit.rag.answer_text`).
         empty_reason: why nothing passed (from :attr:`RerankResults.empty_reason`).
+        abstain_reason: why the answer abstains: ``empty_reason`` when nothing passed,
+            :data:`~rerankit.rag.answer_text.LLM_ABSTAINED` when the LLM abstained.
         generator: what produced the answer (an LLM name, :data:`EXTRACTIVE` or
             :data:`ABSTAINED`).
 
@@ -74,6 +79,7 @@ class RagAnswer:
     abstained: bool
     empty_reason: str | None
     generator: str
+    abstain_reason: str | None = None
 
     @property
     def prompt(self) -> str | None:
@@ -131,6 +137,7 @@ def answer_question(
     prompt = prompt or RagPrompt()
     sources = sources_from_results(results, source_key=source_key)
     if not sources:
+        reason = results.empty_reason or "no document passed the threshold"
         return RagAnswer(
             question=question,
             answer=ABSTAIN_ANSWER,
@@ -138,17 +145,20 @@ def answer_question(
             sources=(),
             messages=None,
             abstained=True,
-            empty_reason=results.empty_reason or "no document passed the threshold",
+            empty_reason=reason,
             generator=ABSTAINED,
+            abstain_reason=reason,
         )
     messages = prompt.messages(question, sources)
     if isinstance(generator, ExtractiveAnswerer):
         text = generator.answer(question, sources).text
+        read = ReadAnswer(text, tuple(parse_citations(text, sources)), False, None)
         name = EXTRACTIVE
     elif callable(generator):
         text = generator(messages)
         if not isinstance(text, str):
             raise ConfigurationError(f"generator must return a str, got {type(text).__name__}")
+        read = read_answer(text, sources)  # thinking, invalid citations, abstention
         name = generator_name
     else:
         raise ConfigurationError(
@@ -156,13 +166,14 @@ def answer_question(
         )
     return RagAnswer(
         question=question,
-        answer=text,
-        citations=tuple(parse_citations(text, sources)),
+        answer=read.text,
+        citations=read.citations,
         sources=tuple(sources),
         messages=tuple(messages),
-        abstained=False,
+        abstained=read.abstained,
         empty_reason=None,
         generator=name,
+        abstain_reason=read.reason,
     )
 
 
@@ -173,8 +184,10 @@ def format_answer(rag: RagAnswer, *, show_prompt: bool = True, indent: str = "  
     """
     lines = [f"answer ({rag.generator}):"]
     lines.extend(indent + line for line in rag.answer.splitlines())
-    if rag.abstained:
+    if rag.abstained and rag.messages is None:
         lines.append(f"{indent}(the LLM was not called: {rag.empty_reason})")
+    elif rag.abstained:
+        lines.append(f"{indent}(abstained: {rag.abstain_reason})")
     if rag.citations:
         lines.append("citations:")
         for c in rag.citations:

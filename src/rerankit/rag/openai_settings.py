@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from rerankit.rag.extractive import ExtractiveAnswerer
 
 T = TypeVar("T")
+L = TypeVar("L")
 
 __all__ = [
     "DEFAULT_OPENAI_MODEL",
@@ -43,7 +44,9 @@ __all__ = [
     "OpenAIFields",
     "OpenAISettings",
     "env_values",
+    "LOCAL_LLM_ENV",
     "generator_from_env",
+    "local_llm_from_env",
     "openai_configured",
     "settings_of",
 ]
@@ -189,15 +192,44 @@ class OpenAIFields(Protocol):
     def default_query(self) -> Mapping[str, Any] | None: ...
 
 
-def generator_from_env(make: Callable[..., T], **overrides: Any) -> T | ExtractiveAnswerer:
-    """The examples' generator: ``make(**overrides)`` (a chat model's ``from_env``) when
-    ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set, else the offline, clearly labelled
-    :class:`~rerankit.rag.ExtractiveAnswerer`. The faces' ``generator_from_env`` call it with
-    their chat model."""
+LOCAL_LLM_ENV = "RERANKIT_LOCAL_LLM"
+"""Environment variable naming a local model for :func:`generator_from_env` (a hub id, a model
+folder or a ``.gguf`` file)."""
+
+
+def local_llm_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """``RERANKIT_LOCAL_LLM`` when set (and not blank), else ``None``."""
+    env = os.environ if environ is None else environ
+    value = (env.get(LOCAL_LLM_ENV) or "").strip()
+    return value or None
+
+
+def generator_from_env(
+    make: Callable[..., T],
+    *,
+    local: str | None = None,
+    make_local: Callable[[str], L] | None = None,
+    **overrides: Any,
+) -> T | L | ExtractiveAnswerer:
+    """The examples' generator, in this order:
+
+    1. ``make(**overrides)`` (a chat model's ``from_env``) when ``OPENAI_API_KEY`` or
+       ``OPENAI_BASE_URL`` is set;
+    2. ``make_local(model)`` when a local model is given: ``local`` (a hub id, a model folder
+       or a ``.gguf`` file), else ``RERANKIT_LOCAL_LLM``;
+    3. the offline, clearly labelled :class:`~rerankit.rag.ExtractiveAnswerer`.
+
+    The faces' ``generator_from_env`` call it with their chat models.
+    """
     from rerankit.rag.extractive import ExtractiveAnswerer
 
     if openai_configured():
         return make(**overrides)
+    if local is not None and (not isinstance(local, str) or not local.strip()):
+        raise ConfigurationError("local must be a hub id, model folder or .gguf path, or None")
+    model = local or local_llm_from_env()
+    if model is not None and make_local is not None:
+        return make_local(model)
     return ExtractiveAnswerer()
 
 
