@@ -159,8 +159,18 @@ def rerankit_serve(model: str) -> tuple[Process, str]:
     spec = f"cross-encoder:{model}?dtype=float32"
     env = {"PYTHONPATH": str(ROOT / "src"), "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1"}
     process = Process(
-        [sys.executable, "-m", "rerankit.cli", "serve", "--reranker", spec, "--port", "0",
-         "--max-in-flight", "256"],
+        [
+            sys.executable,
+            "-m",
+            "rerankit.cli",
+            "serve",
+            "--reranker",
+            spec,
+            "--port",
+            "0",
+            "--max-in-flight",
+            "256",
+        ],
         r" on (http://\S+)",
         env,
     )
@@ -182,12 +192,32 @@ def infinity_venv(given: str | None) -> Path:
 
 def infinity_serve(venv: Path, model: str, port: int) -> tuple[Process, str]:
     process = Process(
-        [str(venv / "bin" / "infinity_emb"), "v2", "--model-id", model, "--port", str(port),
-         "--engine", "torch", "--device", "cpu", "--dtype", "float32", "--no-bettertransformer",
-         "--batch-size", "32", "--host", "127.0.0.1"],
+        [
+            str(venv / "bin" / "infinity_emb"),
+            "v2",
+            "--model-id",
+            model,
+            "--port",
+            str(port),
+            "--engine",
+            "torch",
+            "--device",
+            "cpu",
+            "--dtype",
+            "float32",
+            "--no-bettertransformer",
+            "--batch-size",
+            "32",
+            "--host",
+            "127.0.0.1",
+        ],
         r"Uvicorn running on|Application startup complete",
-        {"OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "INFINITY_ANONYMOUS_USAGE_STATS":
-         "0", "DO_NOT_TRACK": "1"},
+        {
+            "OMP_WAIT_POLICY": "PASSIVE",
+            "HF_HUB_OFFLINE": "1",
+            "INFINITY_ANONYMOUS_USAGE_STATS": "0",
+            "DO_NOT_TRACK": "1",
+        },
     )
     return process, f"http://127.0.0.1:{port}"
 
@@ -203,9 +233,14 @@ def free_port() -> int:
 # -- the measurements ---------------------------------------------------------------------------
 
 
-def throughput_http(url: str, path: str, body: Callable[[str, list[str]], dict[str, Any]],
-                    work: list[tuple[str, list[str]]], levels: list[int],
-                    seconds: float) -> dict[int, dict[str, float]]:
+def throughput_http(
+    url: str,
+    path: str,
+    body: Callable[[str, list[str]], dict[str, Any]],
+    work: list[tuple[str, list[str]]],
+    levels: list[int],
+    seconds: float,
+) -> dict[int, dict[str, float]]:
     import aiohttp
 
     out = {}
@@ -228,8 +263,9 @@ def throughput_http(url: str, path: str, body: Callable[[str, list[str]], dict[s
     return out
 
 
-def throughput_in_process(model: str, work: list[tuple[str, list[str]]], levels: list[int],
-                          seconds: float) -> dict[int, dict[str, float]]:
+def throughput_in_process(
+    model: str, work: list[tuple[str, list[str]]], levels: list[int], seconds: float
+) -> dict[int, dict[str, float]]:
     from rerankit import CrossEncoderReranker
 
     reranker = CrossEncoderReranker(model=model, dtype="float32", micro_batching=True)
@@ -301,9 +337,11 @@ def load_run(url: str, work: list[tuple[str, list[str]]], seconds: float) -> dic
     figures["errors"] = len(errors)
     figures["batches"] = batches
     figures["requests_per_batch"] = value.get("rerankit_serve_batch_requests_sum", 0.0) / (
-        batches or 1)
+        batches or 1
+    )
     figures["pairs_per_batch"] = value.get("rerankit_serve_batch_documents_sum", 0.0) / (
-        batches or 1)
+        batches or 1
+    )
     return figures
 
 
@@ -370,8 +408,9 @@ def medians(
 ) -> dict[int, dict[str, float]]:
     """Per concurrency level, the median of each figure over the rounds."""
     return {
-        clients: {key: statistics.median(r[clients][key] for r in found) for key in found[0][
-            clients]}
+        clients: {
+            key: statistics.median(r[clients][key] for r in found) for key in found[0][clients]
+        }
         for clients in levels
     }
 
@@ -429,15 +468,24 @@ def main() -> None:
                     throughput_in_process(model, work, levels, args.seconds)
                 )
                 runs.setdefault("rerankit serve (TEI /rerank)", []).append(
-                    throughput_http(url, "/rerank", lambda q, t: {"query": q, "texts": t},
-                                    work, levels, args.seconds)
+                    throughput_http(
+                        url,
+                        "/rerank",
+                        lambda q, t: {"query": q, "texts": t},
+                        work,
+                        levels,
+                        args.seconds,
+                    )
                 )
                 if infinity is not None:
                     runs.setdefault(infinity_name, []).append(
                         throughput_http(
-                            iurl, "/rerank",
+                            iurl,
+                            "/rerank",
                             lambda q, t: {"query": q, "documents": t, "model": model},
-                            work, levels, args.seconds,
+                            work,
+                            levels,
+                            args.seconds,
                         )
                     )
             if infinity is not None:
@@ -454,7 +502,7 @@ def main() -> None:
     print(json.dumps({"load": load, "fault": fault, "parity": worst}, indent=1))
     if worst is not None:
         notes.append(
-            f"Infinity's scores, read through `HTTPReranker(api=\"cohere\")`, match "
+            f'Infinity\'s scores, read through `HTTPReranker(api="cohere")`, match '
             f"`CrossEncoderReranker` on the same folder to {worst:.1e} at most (10 queries x "
             f"{DOCS_PER_REQUEST} passages; both fp32)."
         )
@@ -495,9 +543,14 @@ SIGKILLed a third into {args.fault_seconds:.0f} s): {fault["requests"]} requests
 
 def version_in(venv: Path) -> str:
     out = subprocess.run(
-        [str(venv / "bin" / "python"), "-c",
-         "import importlib.metadata as m; print(m.version('infinity-emb'))"],
-        capture_output=True, text=True, check=False,
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import importlib.metadata as m; print(m.version('infinity-emb'))",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return out.stdout.strip() or "?"
 

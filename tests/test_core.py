@@ -762,9 +762,7 @@ class CandidateScorer(FakeReranker):
 
     def _by_id(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
         self.seen.append((query, list(candidates)))
-        return ScoreBatch(
-            [len(c.id or "") + (c.retrieval_score or 0.0) for c in candidates]
-        )
+        return ScoreBatch([len(c.id or "") + (c.retrieval_score or 0.0) for c in candidates])
 
     def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
         return self._by_id(query, candidates)

@@ -227,8 +227,10 @@ async def test_callback_handlers_see_the_rerank_run(sync: bool) -> None:
         base_retriever=Listed(docs=lc_docs()),
     )
     config: Any = {"callbacks": [runs]}
-    docs = retriever.invoke(QUERY, config=config) if sync else await retriever.ainvoke(
-        QUERY, config=config
+    docs = (
+        retriever.invoke(QUERY, config=config)
+        if sync
+        else await retriever.ainvoke(QUERY, config=config)
     )
     [(inputs, outputs, parent)] = runs.named("rerank")
     assert parent is not None  # a child of the retriever's run
@@ -376,7 +378,8 @@ def test_bad_documents_are_typed_errors() -> None:
         RerankCompressor(reranker=OverlapReranker()).compress_documents(["a", "b"], QUERY)  # type: ignore[list-item]
     with pytest.raises(ConfigurationError, match=r"nodes\[1\] must be a NodeWithScore"):
         RerankPostprocessor(reranker=OverlapReranker()).postprocess_nodes(
-            [li_nodes()[0], "b"], query_bundle=QueryBundle(QUERY)  # type: ignore[list-item]
+            [li_nodes()[0], "b"],
+            query_bundle=QueryBundle(QUERY),  # type: ignore[list-item]
         )
 
 

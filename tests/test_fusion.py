@@ -167,8 +167,10 @@ def test_first_stage_score_comes_from_the_candidate_or_its_metadata() -> None:
         Candidate("a", metadata={"retrieval_score": 1.0}),
         Candidate("b", metadata={"retrieval_score": 5.0}),
     ]
-    seen = [[(r.index, r.score, r.raw_score) for r in fused.rerank("q", d)] for d in
-            (by_field, by_metadata)]
+    seen = [
+        [(r.index, r.score, r.raw_score) for r in fused.rerank("q", d)]
+        for d in (by_field, by_metadata)
+    ]
     assert seen[0] == seen[1] and [i for i, _, _ in seen[0]] == [1, 0]
     with pytest.raises(InvalidDocumentError) as info:
         fused.rerank("q", ["a", "b"])

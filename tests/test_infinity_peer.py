@@ -44,12 +44,30 @@ def infinity(cross_encoder_path: str) -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1",
-           "INFINITY_ANONYMOUS_USAGE_STATS": "0"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "DO_NOT_TRACK": "1",
+        "INFINITY_ANONYMOUS_USAGE_STATS": "0",
+    }
     proc = subprocess.Popen(
-        [f"{VENV}/bin/infinity_emb", "v2", "--model-id", cross_encoder_path, "--host",
-         "127.0.0.1", "--port", str(port), "--engine", "torch", "--device", "cpu", "--dtype",
-         "float32", "--no-bettertransformer"],
+        [
+            f"{VENV}/bin/infinity_emb",
+            "v2",
+            "--model-id",
+            cross_encoder_path,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--engine",
+            "torch",
+            "--device",
+            "cpu",
+            "--dtype",
+            "float32",
+            "--no-bettertransformer",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,

@@ -79,8 +79,20 @@ def test_ray_data_job_equals_the_in_process_reranking(
     root, data, first = beir
     local, _, _ = rerank_run(data, first, EmbeddingReranker(), progress=False)
     output = tmp_path / "reranked.run"
-    code = main(["rerank-run", str(root), "--run", str(root / "bm25.run"),
-                 "--reranker", "embedding", "--output", str(output), "--actors", "1"])
+    code = main(
+        [
+            "rerank-run",
+            str(root),
+            "--run",
+            str(root / "bm25.run"),
+            "--reranker",
+            "embedding",
+            "--output",
+            str(output),
+            "--actors",
+            "1",
+        ]
+    )
     assert code == 0
     assert output.read_text() == local.to_trec()
     assert read_run(output).scores() == local.scores()
@@ -99,8 +111,9 @@ def test_ray_serve_deployment_answers_like_the_in_process_reranker(cluster: Any)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     try:
         app = deployment(
-            "embedding", token_env=TOKEN_ENV, options=RayOptions(max_batch_size=8,
-                                                                 batch_wait_timeout_s=0.05)
+            "embedding",
+            token_env=TOKEN_ENV,
+            options=RayOptions(max_batch_size=8, batch_wait_timeout_s=0.05),
         )
         serve.run(app, name="rerankit", route_prefix="/")
         url = f"http://127.0.0.1:{port}"

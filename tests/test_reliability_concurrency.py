@@ -66,9 +66,7 @@ FACTORIES: dict[str, Factory] = {
     "cross-encoder": lambda minilm, ce: CrossEncoderReranker(
         model=ce, device="cpu", dtype="float32", max_length=32
     ),
-    "embedding": lambda minilm, ce: EmbeddingReranker(
-        model=minilm, device="cpu", max_length=32
-    ),
+    "embedding": lambda minilm, ce: EmbeddingReranker(model=minilm, device="cpu", max_length=32),
     "late-interaction": lambda minilm, ce: LateInteractionReranker(
         model=minilm, device="cpu", max_length=32
     ),
@@ -114,7 +112,10 @@ async def test_concurrent_arerank_equals_sequential(reranker: Reranker) -> None:
 
 def test_micro_batched_threads_equal_sequential(cross_encoder_path: str) -> None:
     batched = CrossEncoderReranker(
-        model=cross_encoder_path, device="cpu", dtype="float32", max_length=32,
+        model=cross_encoder_path,
+        device="cpu",
+        dtype="float32",
+        max_length=32,
         micro_batching=True,
     )
     plain = CrossEncoderReranker(

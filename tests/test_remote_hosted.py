@@ -55,8 +55,12 @@ APIS = [
         "documents",
         "data",
         "relevance_score",
-        lambda docs: {"documents": docs, "model": "rerank-2.5", "truncation": True,
-                      "return_documents": False},
+        lambda docs: {
+            "documents": docs,
+            "model": "rerank-2.5",
+            "truncation": True,
+            "return_documents": False,
+        },
     ),
     Api(
         "jina",
@@ -66,8 +70,12 @@ APIS = [
         "documents",
         "results",
         "relevance_score",
-        lambda docs: {"documents": docs, "model": "jina-reranker-v3", "top_n": len(docs),
-                      "return_documents": False},
+        lambda docs: {
+            "documents": docs,
+            "model": "jina-reranker-v3",
+            "top_n": len(docs),
+            "return_documents": False,
+        },
     ),
     Api(
         "mixedbread",
@@ -215,8 +223,11 @@ def test_a_hung_server_is_cut_off_at_the_deadline_sync_and_async(
     [
         ("voyage:rerank-2.5-lite", VoyageReranker, "rerank-2.5-lite"),
         ("jina:jina-reranker-m0", JinaReranker, "jina-reranker-m0"),
-        ("mixedbread:mixedbread-ai/mxbai-rerank-base-v2", MixedbreadReranker,
-         "mixedbread-ai/mxbai-rerank-base-v2"),
+        (
+            "mixedbread:mixedbread-ai/mxbai-rerank-base-v2",
+            MixedbreadReranker,
+            "mixedbread-ai/mxbai-rerank-base-v2",
+        ),
     ],
 )
 def test_specs(spec: str, cls: type, model: str) -> None:
@@ -227,9 +238,7 @@ def test_specs(spec: str, cls: type, model: str) -> None:
 
 
 @pytest.mark.parametrize("cls", [VoyageReranker, JinaReranker, MixedbreadReranker])
-def test_a_key_is_required_for_the_hosted_api(
-    cls: type, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_key_is_required_for_the_hosted_api(cls: type, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("VOYAGE_API_KEY", "JINA_API_KEY", "MXBAI_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ConfigurationError, match="needs an API key"):
@@ -242,8 +251,11 @@ def test_keys_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("VOYAGE_API_KEY", "v-key")
     monkeypatch.setenv("JINA_API_KEY", "j-key")
     monkeypatch.setenv("MXBAI_API_KEY", "m-key")
-    for cls, key in ((VoyageReranker, "v-key"), (JinaReranker, "j-key"),
-                     (MixedbreadReranker, "m-key")):
+    for cls, key in (
+        (VoyageReranker, "v-key"),
+        (JinaReranker, "j-key"),
+        (MixedbreadReranker, "m-key"),
+    ):
         reranker = cls()
         assert reranker.api_key is not None and reranker.api_key.get_secret_value() == key
 

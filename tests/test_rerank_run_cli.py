@@ -24,12 +24,18 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_rerank_run_mistakes_are_one_line(folder: Path, tmp_path: Path) -> None:
     cases = [
-        (["/nonexistent/beir", "--run", str(folder / "first.run"), "--output", "x.run"],
-         "is not a folder"),
-        ([str(folder), "--run", str(folder / "missing.run"), "--output", "x.run"],
-         "cannot read run"),
-        ([str(folder), "--run", str(folder / "first.run"), "--output", "/nonexistent/dir/x.run"],
-         "/nonexistent/dir"),
+        (
+            ["/nonexistent/beir", "--run", str(folder / "first.run"), "--output", "x.run"],
+            "is not a folder",
+        ),
+        (
+            [str(folder), "--run", str(folder / "missing.run"), "--output", "x.run"],
+            "cannot read run",
+        ),
+        (
+            [str(folder), "--run", str(folder / "first.run"), "--output", "/nonexistent/dir/x.run"],
+            "/nonexistent/dir",
+        ),
         ([str(folder), "--run", str(folder / "first.run")], "--output"),
     ]
     for args, fragment in cases:

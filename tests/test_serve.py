@@ -86,14 +86,17 @@ def test_cohere_v2_answers_the_in_process_order_and_scores(http: httpx.Client) -
 def test_top_n_return_documents_and_min_score(http: httpx.Client) -> None:
     body = http.post(
         "/v2/rerank",
-        json={"model": "m", "query": QUERY, "documents": DOCS, "top_n": 2,
-              "return_documents": True},
+        json={
+            "model": "m",
+            "query": QUERY,
+            "documents": DOCS,
+            "top_n": 2,
+            "return_documents": True,
+        },
     ).json()
     assert [(x["index"], x["relevance_score"]) for x in body["results"]] == local(top_n=2)
     assert [x["document"]["text"] for x in body["results"]] == [DOCS[i] for i, _ in local(2)]
-    body = http.post(
-        "/rerank", json={"query": QUERY, "documents": DOCS, "min_score": 0.5}
-    ).json()
+    body = http.post("/rerank", json={"query": QUERY, "documents": DOCS, "min_score": 0.5}).json()
     assert [(x["index"], x["relevance_score"]) for x in body["results"]] == local(min_score=0.5)
     assert body["rerankit"]["dropped"] == len(DOCS) - len(local(min_score=0.5))
     empty = http.post("/rerank", json={"query": QUERY, "texts": ["stone"], "min_score": 0.9})
@@ -101,8 +104,16 @@ def test_top_n_return_documents_and_min_score(http: httpx.Client) -> None:
 
 
 def test_tei_body_raw_scores_and_return_text(http: httpx.Client) -> None:
-    r = http.post("/rerank", json={"query": QUERY, "texts": DOCS, "return_text": True,
-                                   "raw_scores": True, "truncate": True})
+    r = http.post(
+        "/rerank",
+        json={
+            "query": QUERY,
+            "texts": DOCS,
+            "return_text": True,
+            "raw_scores": True,
+            "truncate": True,
+        },
+    )
     assert r.status_code == 200
     body = r.json()
     assert isinstance(body, list)
@@ -112,8 +123,16 @@ def test_tei_body_raw_scores_and_return_text(http: httpx.Client) -> None:
 
 def test_infinity_and_jina_body_on_rerank(http: httpx.Client) -> None:
     docs: list[object] = [{"text": d} for d in DOCS[:2]] + DOCS[2:]
-    body = http.post("/rerank", json={"model": "bge", "query": QUERY, "documents": docs,
-                                      "top_n": 3, "return_documents": True}).json()
+    body = http.post(
+        "/rerank",
+        json={
+            "model": "bge",
+            "query": QUERY,
+            "documents": docs,
+            "top_n": 3,
+            "return_documents": True,
+        },
+    ).json()
     assert body["object"] == "rerank" and body["model"] == "bge"
     assert [(x["index"], x["relevance_score"]) for x in body["results"]] == local(top_n=3)
 
@@ -132,32 +151,92 @@ def test_duplicate_documents_each_get_their_copy_score(http: httpx.Client, gate:
 BIG = "x" * (10 * 1024 * 1024)
 BAD = [
     ("no token", "/v2/rerank", {"query": QUERY, "documents": DOCS}, {}, 401, ""),
-    ("wrong token", "/v2/rerank", {"query": QUERY, "documents": DOCS},
-     {"Authorization": "Bearer nope"}, 401, ""),
-    ("wrong scheme", "/rerank", {"query": QUERY, "texts": DOCS},
-     {"Authorization": f"Basic {TOKEN}"}, 401, ""),
+    (
+        "wrong token",
+        "/v2/rerank",
+        {"query": QUERY, "documents": DOCS},
+        {"Authorization": "Bearer nope"},
+        401,
+        "",
+    ),
+    (
+        "wrong scheme",
+        "/rerank",
+        {"query": QUERY, "texts": DOCS},
+        {"Authorization": f"Basic {TOKEN}"},
+        401,
+        "",
+    ),
     ("empty query", "/v2/rerank", {"query": "  ", "documents": DOCS}, AUTH, 422, "query"),
     ("no documents", "/v2/rerank", {"query": QUERY, "documents": []}, AUTH, 422, "documents"),
     ("no texts", "/rerank", {"query": QUERY, "texts": []}, AUTH, 422, "texts"),
-    ("10001 documents", "/rerank", {"query": QUERY, "texts": ["d"] * 10_001}, AUTH, 413,
-     "documents"),
+    (
+        "10001 documents",
+        "/rerank",
+        {"query": QUERY, "texts": ["d"] * 10_001},
+        AUTH,
+        413,
+        "documents",
+    ),
     ("10 MB document", "/rerank", {"query": QUERY, "texts": [BIG]}, AUTH, 413, ""),
     ("query not a string", "/v2/rerank", {"query": 3, "documents": DOCS}, AUTH, 422, "query"),
-    ("documents a string", "/v2/rerank", {"query": QUERY, "documents": "d"}, AUTH, 422,
-     "documents"),
+    (
+        "documents a string",
+        "/v2/rerank",
+        {"query": QUERY, "documents": "d"},
+        AUTH,
+        422,
+        "documents",
+    ),
     ("document a number", "/rerank", {"query": QUERY, "texts": ["a", 2]}, AUTH, 422, "texts.1"),
-    ("top_n a string", "/v2/rerank", {"query": QUERY, "documents": DOCS, "top_n": "2"}, AUTH,
-     422, "top_n"),
-    ("top_n zero", "/v2/rerank", {"query": QUERY, "documents": DOCS, "top_n": 0}, AUTH, 422,
-     "top_n"),
-    ("flag a string", "/rerank", {"query": QUERY, "texts": DOCS, "raw_scores": "yes"}, AUTH, 422,
-     "raw_scores"),
-    ("min_score over 1", "/rerank", {"query": QUERY, "texts": DOCS, "min_score": 2}, AUTH, 422,
-     "min_score"),
-    ("unknown field", "/v2/rerank", {"query": QUERY, "documents": DOCS, "temperature": 1}, AUTH,
-     422, "temperature"),
-    ("unknown document field", "/rerank", {"query": QUERY, "documents": [{"txt": "a"}]}, AUTH,
-     422, "documents.0"),
+    (
+        "top_n a string",
+        "/v2/rerank",
+        {"query": QUERY, "documents": DOCS, "top_n": "2"},
+        AUTH,
+        422,
+        "top_n",
+    ),
+    (
+        "top_n zero",
+        "/v2/rerank",
+        {"query": QUERY, "documents": DOCS, "top_n": 0},
+        AUTH,
+        422,
+        "top_n",
+    ),
+    (
+        "flag a string",
+        "/rerank",
+        {"query": QUERY, "texts": DOCS, "raw_scores": "yes"},
+        AUTH,
+        422,
+        "raw_scores",
+    ),
+    (
+        "min_score over 1",
+        "/rerank",
+        {"query": QUERY, "texts": DOCS, "min_score": 2},
+        AUTH,
+        422,
+        "min_score",
+    ),
+    (
+        "unknown field",
+        "/v2/rerank",
+        {"query": QUERY, "documents": DOCS, "temperature": 1},
+        AUTH,
+        422,
+        "temperature",
+    ),
+    (
+        "unknown document field",
+        "/rerank",
+        {"query": QUERY, "documents": [{"txt": "a"}]},
+        AUTH,
+        422,
+        "documents.0",
+    ),
     ("not an object", "/rerank", [QUERY], AUTH, 400, ""),
 ]
 
@@ -209,9 +288,7 @@ def test_a_body_over_the_limit_without_content_length_is_refused(http: httpx.Cli
     assert r.status_code == 413 and "larger than" in r.json()["message"]
 
 
-def test_a_backend_failure_is_a_502_and_the_server_goes_on(
-    http: httpx.Client, gate: Gate
-) -> None:
+def test_a_backend_failure_is_a_502_and_the_server_goes_on(http: httpx.Client, gate: Gate) -> None:
     gate.fail = True
     r = http.post("/rerank", json={"query": QUERY, "texts": DOCS})
     assert r.status_code == 502 and "fell over" in r.json()["message"]

@@ -59,8 +59,7 @@ def test_sigterm_finishes_the_requests_in_flight() -> None:
         answers: list[httpx.Response] = []
         body = {"query": "red apple", "texts": ["red apple pie", "stone"]}
         sender = threading.Thread(
-            target=lambda: answers.append(httpx.post(server.url + "/rerank", json=body,
-                                                     timeout=20))
+            target=lambda: answers.append(httpx.post(server.url + "/rerank", json=body, timeout=20))
         )
         sender.start()
         for _ in range(200):  # until the request is being scored

@@ -119,8 +119,9 @@ def test_rerankit_components_through_the_server(
 
 
 def test_micro_batched_cross_encoder_shares_batches(cross_encoder_path: str) -> None:
-    served = CrossEncoderReranker(model=cross_encoder_path, dtype="float32", micro_batching=True,
-                                  micro_batch_wait_ms=20)
+    served = CrossEncoderReranker(
+        model=cross_encoder_path, dtype="float32", micro_batching=True, micro_batch_wait_ms=20
+    )
     local = CrossEncoderReranker(model=cross_encoder_path, dtype="float32")
     service = RerankService(served)
     queries = [f"{QUERY} {i}" for i in range(12)]
@@ -138,10 +139,12 @@ def test_micro_batched_cross_encoder_shares_batches(cross_encoder_path: str) -> 
         want = expected(local, query)
         assert [i for i, _ in got] == [i for i, _ in want]
         assert all(abs(a - b) < 1e-4 for (_, a), (_, b) in zip(got, want, strict=True))
-    line = next(x for x in metrics.splitlines() if x.startswith("rerankit_serve_batch_requests_"
-                                                               "count"))
-    total = next(x for x in metrics.splitlines() if x.startswith("rerankit_serve_batch_requests_"
-                                                               "sum"))
+    line = next(
+        x for x in metrics.splitlines() if x.startswith("rerankit_serve_batch_requests_count")
+    )
+    total = next(
+        x for x in metrics.splitlines() if x.startswith("rerankit_serve_batch_requests_sum")
+    )
     batches, requests = float(line.split()[-1]), float(total.split()[-1])
     assert requests == len(queries)
     assert batches < requests  # some forward passes served several requests

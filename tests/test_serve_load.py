@@ -74,8 +74,10 @@ def test_64_concurrent_clients_every_answer_is_its_own() -> None:
     assert total >= CLIENTS
     latencies.sort()
     p95 = latencies[int(0.95 * (len(latencies) - 1))]
-    print(f"\n{total} requests in {SECONDS:.0f} s ({total / SECONDS:.0f}/s), "
-          f"p50 {statistics.median(latencies) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms")
+    print(
+        f"\n{total} requests in {SECONDS:.0f} s ({total / SECONDS:.0f}/s), "
+        f"p50 {statistics.median(latencies) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms"
+    )
 
 
 def test_killing_one_of_two_servers_mid_load_loses_no_request() -> None:
@@ -104,9 +106,11 @@ def test_killing_one_of_two_servers_mid_load_loses_no_request() -> None:
                     with lock:
                         failures.append(f"{type(exc).__name__}: {exc}")
                     continue
-                ok = results.backend == "http" and all(
-                    abs(r.score - overlap(query, texts[r.index])) < 1e-9 for r in results
-                ) and len(results) == len(texts)
+                ok = (
+                    results.backend == "http"
+                    and all(abs(r.score - overlap(query, texts[r.index])) < 1e-9 for r in results)
+                    and len(results) == len(texts)
+                )
                 with lock:
                     outcomes.append((time.monotonic(), results.backend, ok))
 

@@ -316,9 +316,7 @@ class Reranker(abc.ABC):
         policy: ThresholdPolicy | None,
     ) -> tuple[list[tuple[str, Prepared, ThresholdPolicy]], list[ScoreRequest]]:
         if isinstance(queries, str) or not isinstance(queries, Sequence):
-            raise ConfigurationError(
-                f"queries must be a list of str, got {type(queries).__name__}"
-            )
+            raise ConfigurationError(f"queries must be a list of str, got {type(queries).__name__}")
         if isinstance(documents, str) or not isinstance(documents, Sequence):
             raise ConfigurationError("documents must be a list with one document list per query")
         if len(queries) != len(documents):
@@ -556,7 +554,6 @@ def per_candidate(results: RerankResults, n: int) -> list[RerankResult]:
     missing = [i for i, r in enumerate(found) if r is None]
     if missing:
         raise BackendError(
-            f"a {results.backend or 'member'} reranker left documents {missing[:5]} "
-            "unaccounted for"
+            f"a {results.backend or 'member'} reranker left documents {missing[:5]} unaccounted for"
         )
     return [r for r in found if r is not None]

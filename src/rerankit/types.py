@@ -208,4 +208,3 @@ class RerankResults(list[RerankResult]):
             + (f", fallback={self.fallback!r}" if self.fallback is not None else "")
             + ")"
         )
-

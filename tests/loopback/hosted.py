@@ -104,8 +104,9 @@ class FakeJina(_Fake):
 
 class FakeMixedbread(_Fake):
     path = "/v1/reranking"
-    fields = frozenset({"model", "query", "input", "rank_fields", "top_k", "return_input",
-                        "rewrite_query"})
+    fields = frozenset(
+        {"model", "query", "input", "rank_fields", "top_k", "return_input", "rewrite_query"}
+    )
     required = frozenset({"model", "query", "input"})
     documents = "input"
 

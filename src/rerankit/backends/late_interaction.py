@@ -35,7 +35,6 @@ Encoder = Literal["auto", "sentence-transformers", "colbert"]
 ENCODERS = ("auto", "sentence-transformers", "colbert")
 
 
-
 def maxsim(query_tokens: Any, doc_tokens: Any) -> float:
     """Mean over query tokens of the best cosine with any document token.
 

@@ -163,9 +163,7 @@ class CachedReranker(Reranker):
 
     def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
         keys, found, missing = self._lookup(query, candidates)
-        results = (
-            self.reranker.rerank(query, [candidates[i] for i in missing]) if missing else None
-        )
+        results = self.reranker.rerank(query, [candidates[i] for i in missing]) if missing else None
         return self._merge(keys, found, missing, results)
 
     def _score_many(self, requests: Sequence[ScoreRequest]) -> list[ScoreBatch]:

@@ -215,6 +215,4 @@ class ScoreCache:
 
 def _valid(entry: CachedScore) -> bool:
     raw = entry.raw
-    return (
-        isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(float(raw))
-    )
+    return isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(float(raw))

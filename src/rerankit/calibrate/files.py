@@ -264,4 +264,3 @@ def settle(
     if isinstance(calibration, FittedCalibration):
         check_fingerprint(reranker, calibration)
     return calibration
-

@@ -61,8 +61,8 @@ class _Rerank:
         qid = str(row["qid"])
         ids = [str(i) for i in row["doc_ids"]]
         corpus = {
-            i: BeirDocument(str(t), str(x)) for i, t, x in zip(ids, row["titles"], row["texts"],
-                                                               strict=True)
+            i: BeirDocument(str(t), str(x))
+            for i, t, x in zip(ids, row["titles"], row["texts"], strict=True)
         }
         dataset = BeirDataset(corpus=corpus, queries={qid: str(row["query"])}, qrels={})
         first = Run(

@@ -33,17 +33,37 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help='the first stage: a TREC run file, or JSONL {"query_id", "query", "candidates"}',
     )
     p.add_argument("--run-format", choices=["auto", "trec", "jsonl"], default="auto")
-    p.add_argument("--reranker", default="embedding", metavar="SPEC",
-                   help="reranker spec (default: embedding)")
+    p.add_argument(
+        "--reranker", default="embedding", metavar="SPEC", help="reranker spec (default: embedding)"
+    )
     p.add_argument("--output", required=True, metavar="FILE", help="where to write the TREC run")
-    p.add_argument("--depth", type=positive_int, default=None, metavar="K",
-                   help="rerank the top K candidates of each query (default: all)")
-    p.add_argument("--actors", type=positive_int, default=1, metavar="N",
-                   help="Ray actors, each with its own copy of the model (default 1)")
-    p.add_argument("--num-cpus", type=float, default=1.0, metavar="N",
-                   help="CPUs each actor reserves (default 1)")
-    p.add_argument("--ray-address", default=None, metavar="ADDRESS",
-                   help="Ray cluster to join, e.g. ray://head:10001 or auto (default: local)")
+    p.add_argument(
+        "--depth",
+        type=positive_int,
+        default=None,
+        metavar="K",
+        help="rerank the top K candidates of each query (default: all)",
+    )
+    p.add_argument(
+        "--actors",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="Ray actors, each with its own copy of the model (default 1)",
+    )
+    p.add_argument(
+        "--num-cpus",
+        type=float,
+        default=1.0,
+        metavar="N",
+        help="CPUs each actor reserves (default 1)",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="Ray cluster to join, e.g. ray://head:10001 or auto (default: local)",
+    )
     p.add_argument("--tag", default=None, help="run tag in the TREC file (default: the reranker)")
     return p
 

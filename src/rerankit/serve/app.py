@@ -74,8 +74,6 @@ def create_app(service: RerankService) -> Any:
         routing.Route("/health", health, methods=["GET"]),
         routing.Route("/metrics", metrics, methods=["GET"]),
     ]
-    app = applications.Starlette(
-        routes=routes, exception_handlers={404: not_found, 405: not_found}
-    )
+    app = applications.Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
     app.state.service = service
     return app

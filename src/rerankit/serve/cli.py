@@ -36,28 +36,65 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="environment variable holding the bearer token (default RERANKIT_SERVE_TOKEN; "
         "when that is unset the server takes requests without a token)",
     )
-    p.add_argument("--max-documents", type=positive_int, default=1000, metavar="N",
-                   help="documents per request at most (default 1000; 413 above)")
-    p.add_argument("--max-request-bytes", type=positive_int, default=8 * 1024 * 1024,
-                   metavar="BYTES", help="bytes per request body at most (default 8 MiB; 413)")
-    p.add_argument("--max-in-flight", type=positive_int, default=64, metavar="N",
-                   help="requests answered at once at most (default 64; 429 above)")
-    p.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="SECONDS",
-                   help="on SIGTERM, how long requests in flight may take to finish (default 30)")
+    p.add_argument(
+        "--max-documents",
+        type=positive_int,
+        default=1000,
+        metavar="N",
+        help="documents per request at most (default 1000; 413 above)",
+    )
+    p.add_argument(
+        "--max-request-bytes",
+        type=positive_int,
+        default=8 * 1024 * 1024,
+        metavar="BYTES",
+        help="bytes per request body at most (default 8 MiB; 413)",
+    )
+    p.add_argument(
+        "--max-in-flight",
+        type=positive_int,
+        default=64,
+        metavar="N",
+        help="requests answered at once at most (default 64; 429 above)",
+    )
+    p.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long requests in flight may take to finish (default 30)",
+    )
     p.add_argument(
         "--no-micro-batching",
         action="store_true",
         help="do not share model batches between concurrent requests (cross-encoder specs "
         "micro-batch by default)",
     )
-    p.add_argument("--ray", action="store_true",
-                   help="deploy on Ray Serve instead (replicas, @serve.batch, autoscaling)")
-    p.add_argument("--ray-address", default=None, metavar="ADDRESS",
-                   help="Ray cluster to join (default: start a local one)")
-    p.add_argument("--replicas", type=positive_int, default=1, metavar="N",
-                   help="Ray Serve replicas to start with (default 1)")
-    p.add_argument("--max-replicas", type=positive_int, default=None, metavar="N",
-                   help="autoscale Ray Serve replicas up to N (default: no autoscaling)")
+    p.add_argument(
+        "--ray",
+        action="store_true",
+        help="deploy on Ray Serve instead (replicas, @serve.batch, autoscaling)",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="Ray cluster to join (default: start a local one)",
+    )
+    p.add_argument(
+        "--replicas",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="Ray Serve replicas to start with (default 1)",
+    )
+    p.add_argument(
+        "--max-replicas",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="autoscale Ray Serve replicas up to N (default: no autoscaling)",
+    )
     return p
 
 

@@ -113,9 +113,7 @@ def _too_large(limit: int) -> Refused:
     )
 
 
-async def read_body(
-    headers: Mapping[str, str], chunks: AsyncIterator[bytes], limit: int
-) -> bytes:
+async def read_body(headers: Mapping[str, str], chunks: AsyncIterator[bytes], limit: int) -> bytes:
     """The body, refused (413) as soon as it is known to be over ``limit`` bytes."""
     declared = headers.get("content-length")
     if declared is not None:

@@ -176,8 +176,9 @@ def run_ray(
     try:
         serve.start(http_options={"host": host, "port": port})
         serve.run(app, name="rerankit", route_prefix="/")
-        sys.stderr.write(f"rerankit serve: Ray Serve deployment of {spec!r} on "
-                         f"http://{host}:{port}\n")
+        sys.stderr.write(
+            f"rerankit serve: Ray Serve deployment of {spec!r} on http://{host}:{port}\n"
+        )
         sys.stderr.flush()
         stop.wait()
     finally:

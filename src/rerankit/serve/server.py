@@ -30,9 +30,7 @@ def _config(app: Any, *, shutdown_timeout: float, log_level: str = "warning") ->
         or not isinstance(shutdown_timeout, int | float)
         or shutdown_timeout < 0
     ):
-        raise ConfigurationError(
-            f"shutdown_timeout must be >= 0 seconds, got {shutdown_timeout!r}"
-        )
+        raise ConfigurationError(f"shutdown_timeout must be >= 0 seconds, got {shutdown_timeout!r}")
     return uvicorn.Config(
         app,
         access_log=False,  # rerankit.serve.access logs each request, without its body
@@ -59,8 +57,14 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run(app: Any, *, host: str = "127.0.0.1", port: int = 8080, shutdown_timeout: float = 30.0,
-        on_ready: Any = None) -> None:
+def run(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    shutdown_timeout: float = 30.0,
+    on_ready: Any = None,
+) -> None:
     """Serve ``app`` on ``host:port`` until SIGTERM / SIGINT, then finish the requests in
     flight (at most ``shutdown_timeout`` seconds). ``on_ready(url)`` is called once
     listening."""

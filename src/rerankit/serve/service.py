@@ -156,12 +156,12 @@ class RerankService:
                     self.metrics.in_flight.dec()
         except Refused as exc:
             self.metrics.rejected.labels(exc.reason).inc()
-            answer = Answer(exc.status, _problem(exc.status, str(exc), exc.reason, exc.field),
-                            exc.headers)
+            answer = Answer(
+                exc.status, _problem(exc.status, str(exc), exc.reason, exc.field), exc.headers
+            )
         except WireError as exc:
             self.metrics.rejected.labels("invalid").inc()
-            answer = Answer(exc.status, _problem(exc.status, str(exc), "validation", exc.field),
-                            {})
+            answer = Answer(exc.status, _problem(exc.status, str(exc), "validation", exc.field), {})
         except _Failed as exc:
             answer = exc.answer
         answer = Answer(answer.status, answer.body, {**answer.headers, "X-Request-Id": request_id})
