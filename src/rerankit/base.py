@@ -1,4 +1,9 @@
-"""The :class:`Reranker` base class: one rerank core behind every backend and integration."""
+"""The :class:`Reranker` base class: one rerank core behind every backend and integration.
+
+The sync, async and batch paths of :class:`Reranker` share one preparation and one finishing
+step (validation, de-duplication, calibration, the threshold, timings, accounting); they stay
+in one class, which is why this module runs past 400 lines.
+"""
 
 from __future__ import annotations
 

@@ -19,6 +19,9 @@ over a ``HuggingFacePipeline`` has no async path (``_agenerate`` raises NotImple
 reader waits for the streamer's 60-second timeout); HuggingFaceLLM's async methods block the
 event loop and it tokenises the templated prompt with special tokens added (a second BOS for
 templates that write one); and neither holds the lock of a tokenizer shared with a reranker.
+
+The four ways share one prompt, stop and deadline rule, so they stay in this one module, which
+is why it runs past 400 lines.
 """
 
 from __future__ import annotations
