@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 Scorer = Callable[[str, Sequence[str]], list[float]]
+SHORT_DTYPE = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 
 def _version(package: str) -> str:
@@ -61,6 +62,7 @@ def rerankit(config: dict[str, Any]) -> tuple[Scorer, dict[str, Any]]:
         return out
 
     resolved = str(resolve_dtype(dtype, "cpu")).removeprefix("torch.")
+    resolved = SHORT_DTYPE.get(resolved, resolved)
     return score, {
         "library": "rerankit",
         "call": f'CrossEncoderReranker(dtype="{dtype}").rerank',
@@ -112,7 +114,7 @@ def sentence_transformers(config: dict[str, Any]) -> tuple[Scorer, dict[str, Any
     if how.startswith("model_kwargs"):
         args.append(how)
     call = f"CrossEncoder({', '.join(args)})" + (how if how.startswith(".") else "")
-    precision = dtype.replace("float", "fp")
+    precision = SHORT_DTYPE.get(dtype, dtype)
     extra: list[str] = []
     if backend == "onnx":
         precision = "int8 (dynamic)" if config.get("file_name") else "fp32"
@@ -121,7 +123,8 @@ def sentence_transformers(config: dict[str, Any]) -> tuple[Scorer, dict[str, Any
         import openvino
 
         hint = openvino.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")
-        precision = f"fp32 model, OpenVINO CPU runs {hint}"
+        hint = hint.to_string() if hasattr(hint, "to_string") else str(hint)
+        precision = f"fp32 model; OpenVINO's CPU plugin computes in {hint} (its default)"
         extra = ["optimum", "optimum-intel", "openvino"]
     return _st_predict(encoder), {
         "library": "sentence-transformers",
