@@ -11,10 +11,10 @@ from rerankit.calibration import ScoreSpace
 from rerankit.errors import ConfigurationError
 from rerankit.remote.base import RemoteReranker, check_options, check_positive_int, check_text
 from rerankit.remote.http import classify_httpx, status_failure
-from rerankit.remote.parsing import capture_body, count, field, json_checker, scores_by_index
+from rerankit.remote.parsing import capture_body, count, field, scores_by_index
 from rerankit.remote.resilience import BadResponse, Deadline, Failure
 from rerankit.remote.secrets import SecretGetter, resolve_api_key
-from rerankit.remote.transport import async_client, sync_client
+from rerankit.remote.transport import json_client
 from rerankit.remote.usage import UsageMeter
 
 if TYPE_CHECKING:
@@ -142,12 +142,8 @@ class CohereReranker(RemoteReranker):
     def _make_clients(self, *, asynchronous: bool) -> _Clients:
         cohere = require("cohere", extra="cohere", feature="CohereReranker")
         httpx = require("httpx", extra="cohere", feature="CohereReranker")
-        make_http = async_client if asynchronous else sync_client
-        http = make_http(
-            httpx,
-            url=self._endpoint(),
-            timeout=self.timeout,
-            event_hooks={"response": [json_checker(dict, asynchronous=asynchronous)]},
+        http = json_client(
+            httpx, url=self._endpoint(), timeout=self.timeout, asynchronous=asynchronous
         )
         # A key provider, not the key: the SDK builds the header per request and holds none.
         key = SecretGetter(self._api_key) if self._api_key is not None else "no-key"

@@ -26,10 +26,10 @@ from rerankit._deps import require
 from rerankit.remote.http import status_failure
 from rerankit.remote.limits import Deadline, RetryPolicy
 from rerankit.remote.loops import Clients
-from rerankit.remote.parsing import capture_body, count, field, json_checker
+from rerankit.remote.parsing import capture_body, count, field
 from rerankit.remote.resilience import BadResponse, Failure, Resilience
 from rerankit.remote.secrets import SecretMap, guard_logs, redact
-from rerankit.remote.transport import async_client, sync_client
+from rerankit.remote.transport import json_client
 from rerankit.remote.usage import UsageMeter
 
 if TYPE_CHECKING:
@@ -122,11 +122,11 @@ class OpenAIEndpoint:
 
     def _new_client(self) -> Any:
         openai = self._openai()
-        http = sync_client(
+        http = json_client(
             require("httpx2", extra="openai", feature=self.feature),
             url=self.url,
             timeout=self.timeout,
-            event_hooks={"response": [json_checker(dict, asynchronous=False)]},
+            asynchronous=False,
             follow_redirects=True,
         )
         return openai.OpenAI(
@@ -139,11 +139,11 @@ class OpenAIEndpoint:
 
     def _new_async_client(self) -> Any:
         openai = self._openai()
-        http = async_client(
+        http = json_client(
             require("httpx2", extra="openai", feature=self.feature),
             url=self.url,
             timeout=self.timeout,
-            event_hooks={"response": [json_checker(dict, asynchronous=True)]},
+            asynchronous=True,
             follow_redirects=True,
         )
         return openai.AsyncOpenAI(

@@ -48,6 +48,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rerankit.remote.errors import BadResponse
+from rerankit.remote.parsing import json_checker
 
 __all__ = [
     "MAX_RESPONSE_BYTES",
@@ -55,6 +56,7 @@ __all__ = [
     "Watchdog",
     "async_client",
     "call_scope",
+    "json_client",
     "request_budget",
     "sync_client",
 ]
@@ -468,5 +470,20 @@ def async_client(
         timeout=timeout,
         trust_env=False,
         event_hooks=dict(event_hooks or {}),
+        follow_redirects=follow_redirects,
+    )
+
+
+def json_client(
+    hx: ModuleType, *, url: str, timeout: float, asynchronous: bool, follow_redirects: bool = False
+) -> Any:
+    """The ``httpx`` client an SDK is given: :func:`sync_client` or :func:`async_client`, with
+    every answer checked to be a JSON object before the SDK reads it."""
+    make = async_client if asynchronous else sync_client
+    return make(
+        hx,
+        url=url,
+        timeout=timeout,
+        event_hooks={"response": [json_checker(dict, asynchronous=asynchronous)]},
         follow_redirects=follow_redirects,
     )
