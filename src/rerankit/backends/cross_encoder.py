@@ -15,6 +15,7 @@ import numpy as np
 from rerankit._deps import require
 from rerankit._models import exclusive, shared_model
 from rerankit._torch import resolve_device, resolve_dtype, torch_module
+from rerankit.backends._packed import packable, packed_logits
 from rerankit.backends._segments import LongDocuments, Segments, segment
 from rerankit.backends.local import LocalReranker
 from rerankit.base import ScoreBatch, ScoreRequest
@@ -44,6 +45,11 @@ def _check_micro_batching(enabled: bool, wait_ms: float, pairs: int) -> None:
         raise ConfigurationError(f"micro_batch_pairs must be a positive int, got {pairs!r}")
 
 
+def _check_unpadded(unpadded: bool | None) -> None:
+    if unpadded is not None and not isinstance(unpadded, bool):
+        raise ConfigurationError(f"unpadded must be a bool or None, got {unpadded!r}")
+
+
 @dataclass(frozen=True)
 class _Plan:
     """One request, tokenised once: the model inputs of each segment and how to fold them."""
@@ -69,6 +75,11 @@ class CrossEncoderReranker(LocalReranker):
       pass ``dtype="float32"`` to turn that off.
     * Each call tokenises its pairs once; pairs are sorted by token length and cut into batches
       of ``batch_size``, so little compute goes to padding.
+    * ``unpadded`` (default ``None``: on for Hugging Face BERT cross-encoders on the CPU, such as
+      the ms-marco MiniLM ones) runs everything but the attention on the packed tokens of a
+      batch, with no padding at all; other architectures, and other devices unless
+      ``unpadded=True``, run the model's own forward. Scores equal it up to floating-point
+      noise; ``unpadded=False`` turns it off.
     * ``micro_batching=True`` makes concurrent calls (``arerank`` from many coroutines, or
       ``rerank`` from many threads) share forward passes: requests arriving within
       ``micro_batch_wait_ms`` of each other, up to ``micro_batch_pairs`` documents, are scored
@@ -105,6 +116,7 @@ class CrossEncoderReranker(LocalReranker):
         micro_batch_pairs: int = 256,
         calibration: CalibrationSource | None = None,
         dedupe: bool = True,
+        unpadded: bool | None = None,
     ) -> None:
         super().__init__(
             model=model,
@@ -119,6 +131,8 @@ class CrossEncoderReranker(LocalReranker):
             dedupe=dedupe,
         )
         _check_micro_batching(micro_batching, micro_batch_wait_ms, micro_batch_pairs)
+        _check_unpadded(unpadded)
+        self.unpadded = unpadded
         self.micro_batching = micro_batching
         self.micro_batch_wait_ms = float(micro_batch_wait_ms)
         self.micro_batch_pairs = micro_batch_pairs
@@ -212,6 +226,7 @@ class CrossEncoderReranker(LocalReranker):
                 self.window_overlap,
                 self.micro_batch_wait_ms,
                 self.micro_batch_pairs,
+                self.unpadded,
             )
             with _batchers_lock:
                 batcher = _batchers.get(key)
@@ -327,12 +342,15 @@ class CrossEncoderReranker(LocalReranker):
         """
         order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]["input_ids"]))
         raw = [0.0] * len(inputs)
+        packed = self._packs(encoder)
         size = self.batch_size
         start = 0
         while start < len(order):
             chunk = order[start : start + size]
             try:
-                values = self._run_batch(encoder, [inputs[i] for i in chunk], num_labels)
+                values = self._run_batch(
+                    encoder, [inputs[i] for i in chunk], num_labels, packed=packed
+                )
             except _OutOfMemory as exc:
                 if size == 1:
                     raise BackendError(
@@ -354,10 +372,43 @@ class CrossEncoderReranker(LocalReranker):
             stacklevel=2,
         )
 
+    def _packs(self, encoder: Any) -> bool:
+        """Whether batches run unpadded (:mod:`rerankit.backends._packed`)."""
+        if self.unpadded is False:
+            return False
+        model = encoder.model
+        if self.unpadded is None and getattr(getattr(model, "device", None), "type", None) != "cpu":
+            return False  # measured to win on CPUs; other devices opt in with unpadded=True
+        return packable(model, encoder.tokenizer)
+
     def _run_batch(
-        self, encoder: Any, rows: Sequence[Mapping[str, list[int]]], num_labels: int
+        self,
+        encoder: Any,
+        rows: Sequence[Mapping[str, list[int]]],
+        num_labels: int,
+        *,
+        packed: bool = False,
     ) -> list[float]:
-        """The logits of one padded batch; :class:`_OutOfMemory` when memory runs out."""
+        """The logits of one batch; :class:`_OutOfMemory` when memory runs out."""
+        torch = torch_module()
+        model = encoder.model
+        try:
+            with torch.inference_mode():
+                if packed:
+                    logits = packed_logits(torch, model, rows).float()
+                else:
+                    logits = model(**self._padded(encoder, rows)).logits.float()
+        except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError
+            if isinstance(exc, getattr(torch, "OutOfMemoryError", ())) or (
+                "out of memory" in str(exc).lower()
+            ):
+                raise _OutOfMemory(exc) from exc
+            raise BackendError(f"{self.model} failed to score a batch: {exc}") from exc
+        values = logits[:, 0] if num_labels == 1 else logits[:, 1] - logits[:, 0]
+        return [float(v) for v in values.tolist()]
+
+    def _padded(self, encoder: Any, rows: Sequence[Mapping[str, list[int]]]) -> dict[str, Any]:
+        """The model inputs of one batch, padded to its longest pair, on the model's device."""
         torch = torch_module()
         tokenizer = encoder.tokenizer
         model = encoder.model
@@ -377,18 +428,7 @@ class CrossEncoderReranker(LocalReranker):
                 array[r, cols] = row[name]
             mask[r, cols] = 1
         arrays["attention_mask"] = mask
-        try:
-            with torch.inference_mode():
-                features = {n: torch.from_numpy(a).to(model.device) for n, a in arrays.items()}
-                logits = model(**features).logits.float()
-        except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError
-            if isinstance(exc, getattr(torch, "OutOfMemoryError", ())) or (
-                "out of memory" in str(exc).lower()
-            ):
-                raise _OutOfMemory(exc) from exc
-            raise BackendError(f"{self.model} failed to score a batch: {exc}") from exc
-        values = logits[:, 0] if num_labels == 1 else logits[:, 1] - logits[:, 0]
-        return [float(v) for v in values.tolist()]
+        return {n: torch.from_numpy(a).to(model.device) for n, a in arrays.items()}
 
 
 class _OutOfMemory(Exception):

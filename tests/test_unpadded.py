@@ -1,0 +1,175 @@
+"""The cross-encoder's unpadded (packed) forward for BERT models against the plain HF forward.
+
+The model is MiniLM with a seeded random head (``cross_encoder_path``); a tiny random
+DistilBERT stands in for an architecture that falls back to the model's own forward.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rerankit import ConfigurationError, CrossEncoderReranker
+from rerankit.backends._packed import packable
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sentence_transformers")
+transformers = pytest.importorskip("transformers")
+
+QUERY = "which database stores vectors?"
+# Very different lengths, so one batch pads its short pairs a lot.
+DOCS = [
+    "Paris.",
+    "Qdrant is a vector database written in Rust.",
+    "Boil the pasta for nine minutes in salted water, then drain it and add the sauce.",
+    " ".join(f"the river runs past the old mill and field number {i} ." for i in range(12)),
+    "Cats sleep.",
+    "A cross-encoder scores the query and the passage jointly, token by token, in one pass "
+    "through every layer of the transformer.",
+    "BM25 ranks documents by term frequency and inverse document frequency.",
+    "ok",
+]
+
+
+def _plain_logits(path: str, docs: list[str], *, one_by_one: bool) -> list[float]:
+    """The model's logits from the Hugging Face forward, without rerankit (float32)."""
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(path).eval()
+    groups = [[d] for d in docs] if one_by_one else [docs]
+    out: list[float] = []
+    with torch.no_grad():
+        for group in groups:
+            features = tokenizer([QUERY] * len(group), group, padding=True, return_tensors="pt")
+            out.extend(model(**features).logits[:, 0].tolist())
+    return out
+
+
+def _raw(reranker: CrossEncoderReranker, docs: list[str]) -> list[float]:
+    by_index = {r.index: r.raw_score for r in reranker.rerank(QUERY, docs)}
+    return [by_index[i] for i in range(len(docs))]
+
+
+@pytest.fixture(scope="module")
+def distilbert_path(minilm_path: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random DistilBERT cross-encoder (1 logit) with MiniLM's tokenizer."""
+    torch.manual_seed(7)
+    config = transformers.DistilBertConfig(
+        vocab_size=30522, dim=64, hidden_dim=128, n_layers=2, n_heads=4, num_labels=1
+    )
+    model = transformers.DistilBertForSequenceClassification(config).eval()
+    path = Path(tmp_path_factory.mktemp("distilbert")) / "tiny-distilbert-ce"
+    model.save_pretrained(str(path))
+    transformers.AutoTokenizer.from_pretrained(minilm_path).save_pretrained(str(path))
+    return str(path)
+
+
+def test_unpadded_must_be_a_bool_or_none() -> None:
+    with pytest.raises(ConfigurationError, match="unpadded"):
+        CrossEncoderReranker(model="some/model", unpadded="yes")  # type: ignore[arg-type]
+    assert CrossEncoderReranker(model="some/model").unpadded is None
+
+
+def test_only_exact_bert_classes_are_packable() -> None:
+    config = transformers.BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=1,
+    )
+    tokenizer: Any = type("Tok", (), {"padding_side": "right"})()
+    model = transformers.BertForSequenceClassification(config).eval()
+    assert packable(model, tokenizer)
+
+    class Custom(transformers.BertForSequenceClassification):  # e.g. remote code
+        pass
+
+    assert not packable(Custom(config).eval(), tokenizer)
+    assert not packable(model.train(), tokenizer)
+    model.eval()
+    left: Any = type("Tok", (), {"padding_side": "left"})()
+    assert not packable(model, left)
+    decoder = transformers.BertConfig(**{**config.to_dict(), "is_decoder": True})
+    assert not packable(transformers.BertForSequenceClassification(decoder).eval(), tokenizer)
+    distil = transformers.DistilBertForSequenceClassification(
+        transformers.DistilBertConfig(vocab_size=100, dim=32, hidden_dim=64, n_layers=1, n_heads=2)
+    )
+    assert not packable(distil.eval(), tokenizer)
+
+
+@pytest.mark.model
+def test_unpadded_equals_the_plain_forward_in_float32(cross_encoder_path: str) -> None:
+    packed = CrossEncoderReranker(model=cross_encoder_path, device="cpu", dtype="float32")
+    assert packed._packs(packed._load())  # on by default for BERT on the CPU
+    padded = CrossEncoderReranker(
+        model=cross_encoder_path, device="cpu", dtype="float32", unpadded=False
+    )
+    assert not padded._packs(padded._load())
+    alone = _plain_logits(cross_encoder_path, DOCS, one_by_one=True)
+    together = _plain_logits(cross_encoder_path, DOCS, one_by_one=False)
+    got = _raw(packed, DOCS)
+    assert got == pytest.approx(alone, abs=1e-4)
+    assert got == pytest.approx(together, abs=1e-4)
+    assert got == pytest.approx(_raw(padded, DOCS), abs=1e-4)
+
+
+@pytest.mark.model
+def test_unpadded_batched_equals_unbatched(cross_encoder_path: str) -> None:
+    docs = [f"{d} {i}" for i in range(5) for d in DOCS]  # 40 pairs, several batches
+    batched = CrossEncoderReranker(
+        model=cross_encoder_path, device="cpu", dtype="float32", batch_size=7
+    )
+    single = CrossEncoderReranker(
+        model=cross_encoder_path, device="cpu", dtype="float32", batch_size=1
+    )
+    assert _raw(batched, docs) == pytest.approx(_raw(single, docs), abs=1e-4)
+    # Several queries sharing batches (rerank_batch) give the same scores too.
+    many = batched.rerank_batch([QUERY, QUERY], [docs[:9], docs[9:]])
+    joined = [r.raw_score for r in sorted(many[0], key=lambda r: r.index)] + [
+        r.raw_score for r in sorted(many[1], key=lambda r: r.index)
+    ]
+    assert joined == pytest.approx(_raw(single, docs), abs=1e-4)
+
+
+@pytest.mark.model
+def test_unpadded_two_label_head(cross_encoder_path: str, tmp_path: Path) -> None:
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(
+        cross_encoder_path, num_labels=2, ignore_mismatched_sizes=True
+    )
+    torch.manual_seed(3)
+    with torch.no_grad():
+        model.classifier.weight.normal_(0.0, 0.5)
+    path = tmp_path / "two-label"
+    model.save_pretrained(str(path))
+    transformers.AutoTokenizer.from_pretrained(cross_encoder_path).save_pretrained(str(path))
+    packed = CrossEncoderReranker(model=str(path), device="cpu", dtype="float32")
+    padded = CrossEncoderReranker(model=str(path), device="cpu", dtype="float32", unpadded=False)
+    assert packed._packs(packed._load())
+    assert _raw(packed, DOCS) == pytest.approx(_raw(padded, DOCS), abs=1e-4)
+
+
+@pytest.mark.model
+def test_unpadded_bf16_tracks_the_padded_bf16(cross_encoder_path: str) -> None:
+    packed = CrossEncoderReranker(model=cross_encoder_path, device="cpu", dtype="bfloat16")
+    padded = CrossEncoderReranker(
+        model=cross_encoder_path, device="cpu", dtype="bfloat16", unpadded=False
+    )
+    fp32 = _plain_logits(cross_encoder_path, DOCS, one_by_one=True)
+    a, b = _raw(packed, DOCS), _raw(padded, DOCS)
+    spread = max(fp32) - min(fp32)
+    assert max(abs(x - y) for x, y in zip(a, fp32, strict=True)) < 0.05 * spread
+    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 0.05 * spread
+
+
+@pytest.mark.model
+def test_other_architectures_fall_back_to_the_model_forward(distilbert_path: str) -> None:
+    reranker = CrossEncoderReranker(
+        model=distilbert_path, device="cpu", dtype="float32", unpadded=True
+    )
+    assert not reranker._packs(reranker._load())
+    got = _raw(reranker, DOCS)
+    assert got == pytest.approx(_plain_logits(distilbert_path, DOCS, one_by_one=True), abs=1e-4)
+    assert got == pytest.approx(_plain_logits(distilbert_path, DOCS, one_by_one=False), abs=1e-4)
