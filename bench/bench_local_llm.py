@@ -109,14 +109,22 @@ def main() -> None:
     load_s = time.perf_counter() - started
     data = _dl19(args.runs, args.k)
 
-    # 1. one forward pass per batch
-    rates = []
+    # 1. one forward pass per batch, with and without the prefix cache (interleaved, the
+    #    same loaded model)
+    plain = CausalLMReranker(model=model, prefix_cache=False)
+    plain.use_model(lm)
+    rates, plain_rates = [], []
     for query, docs in data:
-        started = time.perf_counter()
-        reranker.rerank(query, docs)
-        rates.append(len(docs) / (time.perf_counter() - started))
-        print(f"CausalLMReranker: {len(docs)} pairs at {rates[-1]:.1f} pairs/s")
+        for system, out in ((reranker, rates), (plain, plain_rates)):
+            started = time.perf_counter()
+            system.rerank(query, docs)
+            out.append(len(docs) / (time.perf_counter() - started))
+        print(
+            f"CausalLMReranker: {len(docs)} pairs at {rates[-1]:.1f} pairs/s "
+            f"({plain_rates[-1]:.1f} without the prefix cache)"
+        )
     forward = statistics.median(rates)
+    forward_plain = statistics.median(plain_rates)
 
     # 2. generation of the answer token per pair, same prompts
     query, docs = data[0]
@@ -165,7 +173,10 @@ def main() -> None:
         [
             "| how | pairs/s | |",
             "|---|---|---|",
-            f"| `CausalLMReranker` ({batches}) | {forward:.1f} | median of {len(rates)} queries |",
+            f"| `CausalLMReranker` ({batches}, prefix cache) | {forward:.1f} |"
+            f" median of {len(rates)} queries |",
+            f"| the same with `prefix_cache=False` (interleaved with the row above) |"
+            f" {forward_plain:.1f} | median of {len(plain_rates)} queries |",
             f"| `generate(max_new_tokens=1)` per pair, same prompts (LlamaIndex `LLMRerank`-style)"
             f" | {per_pair:.1f} | {len(prompts)} pairs of query 1 |",
             f"| ratio | **{forward / per_pair:.1f}x** | |",
