@@ -1,6 +1,7 @@
 """Every client against ``rerankit serve`` on 127.0.0.1, over real models: the ``cohere`` SDK
-(sync and async), ``HTTPReranker`` in both wire formats, and rerankit's own LangChain and
-LlamaIndex components. Each answers the order and scores of the in-process reranker."""
+(sync and async), LlamaIndex's own TEI rerank postprocessor, ``HTTPReranker`` in both wire
+formats, and rerankit's own LangChain and LlamaIndex components. Each answers the order and
+scores of the in-process reranker."""
 
 from __future__ import annotations
 
@@ -92,6 +93,20 @@ def test_http_reranker_sync_and_async(
     assert {d.index for d in results.dropped} == {d.index for d in local.dropped}
     again = asyncio.run(client.arerank(QUERY, TEXTS))
     assert close([(r.index, r.score) for r in again], expected(embedding))
+
+
+def test_llama_index_tei_postprocessor_unchanged(
+    server: BackgroundServer, embedding: EmbeddingReranker
+) -> None:
+    from llama_index.core.schema import NodeWithScore, TextNode
+    from llama_index.postprocessor.tei_rerank import TextEmbeddingInference
+
+    nodes = [NodeWithScore(node=TextNode(text=text, id_=key)) for key, text in CORPUS]
+    post = TextEmbeddingInference(base_url=server.url, top_n=3, auth_token=f"Bearer {TOKEN}")
+    kept = post.postprocess_nodes(nodes, query_str=QUERY)
+    got = [(TEXTS.index(n.node.get_content()), n.score or 0.0) for n in kept]
+    assert close(got, expected(embedding)[:3])
+    assert [n.node.node_id for n in kept] == [CORPUS[i][0] for i, _ in got]
 
 
 def test_rerankit_components_through_the_server(
