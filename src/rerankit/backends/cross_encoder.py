@@ -75,10 +75,11 @@ class CrossEncoderReranker(LocalReranker):
       pass ``dtype="float32"`` to turn that off.
     * Each call tokenises its pairs once; pairs are sorted by token length and cut into batches
       of ``batch_size``, so little compute goes to padding.
-    * ``unpadded`` (default ``None``: on for Hugging Face BERT cross-encoders on the CPU, such as
-      the ms-marco MiniLM ones) runs everything but the attention on the packed tokens of a
-      batch, with no padding at all; other architectures, and other devices unless
-      ``unpadded=True``, run the model's own forward. Scores equal it up to floating-point
+    * ``unpadded`` (default ``None``: on the CPU, on for Hugging Face BERT, RoBERTa and
+      XLM-RoBERTa cross-encoders, such as the ms-marco MiniLM ones and bge-reranker-base /
+      -large / -v2-m3) runs everything but the attention on the packed tokens of a batch, with
+      no padding at all; other architectures, and other devices unless ``unpadded=True``, run
+      the model's own forward. Scores equal it up to floating-point
       noise; ``unpadded=False`` turns it off.
     * ``micro_batching=True`` makes concurrent calls (``arerank`` from many coroutines, or
       ``rerank`` from many threads) share forward passes: requests arriving within
