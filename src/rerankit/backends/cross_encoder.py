@@ -1,4 +1,9 @@
-"""Local cross-encoder reranking through sentence-transformers."""
+"""Local cross-encoder reranking through sentence-transformers.
+
+One class with its fast path (tokenise once, length-sorted batches, the unpadded forward of
+:mod:`rerankit.backends._packed`, out-of-memory backoff, micro-batching, multi-query batches):
+these share the tokenised plan of a call, which is why the module runs a little past 400 lines.
+"""
 
 from __future__ import annotations
 
