@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from rerankit.errors import ConfigurationError
+from rerankit.types import Candidate
 
 LongDocuments = Literal["truncate", "window"]
 LONG_DOCUMENT_MODES = ("truncate", "window")
@@ -99,3 +100,36 @@ def segment(
         truncated.append(False)
         windows.append(count)
     return Segments(out_texts, owner, lengths, truncated, windows)
+
+
+@dataclass(frozen=True)
+class SharedSegments:
+    """Several queries' documents, segmented for one shared encoding pass."""
+
+    plans: list[Segments]
+    """Each request's segments, in request order."""
+    texts: list[str]
+    """The distinct segment texts over every request (each is encoded once)."""
+    queries: list[str]
+    """The distinct queries (each is encoded once)."""
+
+
+def segment_requests(
+    tokenizer: Any,
+    requests: Sequence[tuple[str, Sequence[Candidate]]],
+    budget: int,
+    *,
+    mode: LongDocuments = "truncate",
+    overlap: int = 64,
+) -> SharedSegments:
+    """:func:`segment` for each ``(query, candidates)`` request, with the distinct texts and
+    queries that a multi-query batch encodes once."""
+    plans = [
+        segment(tokenizer, [c.text for c in candidates], budget, mode=mode, overlap=overlap)
+        for _, candidates in requests
+    ]
+    return SharedSegments(
+        plans=plans,
+        texts=list(dict.fromkeys(t for plan in plans for t in plan.texts)),
+        queries=list(dict.fromkeys(query for query, _ in requests)),
+    )

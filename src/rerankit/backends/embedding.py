@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rerankit._models import exclusive
-from rerankit.backends._segments import LongDocuments, segment
+from rerankit.backends._segments import LongDocuments, segment_requests
 from rerankit.backends.local import LocalReranker
 from rerankit.base import ScoreBatch, ScoreRequest
 from rerankit.calibration import CalibrationSource, ScoreSpace
@@ -85,25 +85,19 @@ class EmbeddingReranker(LocalReranker):
         """Every query's documents in one encoding pass: each distinct text is encoded once."""
         encoder = self._load()
         with exclusive(encoder.tokenizer):  # encode() tokenises with per-call settings
-            budget = document_budget(encoder, self.document_prompt)
-            plans = [
-                segment(
-                    encoder.tokenizer,
-                    [c.text for c in candidates],
-                    budget,
-                    mode=self.long_documents,
-                    overlap=self.window_overlap,
-                )
-                for _, candidates in requests
-            ]
-            texts = list(dict.fromkeys(t for plan in plans for t in plan.texts))
-            queries = list(dict.fromkeys(query for query, _ in requests))
-            d = self._encode(encoder, [self.document_prompt + t for t in texts])
-            q = self._encode(encoder, [self.query_prompt + query for query in queries])
-        row = {t: i for i, t in enumerate(texts)}
-        column = {query: i for i, query in enumerate(queries)}
+            shared = segment_requests(
+                encoder.tokenizer,
+                requests,
+                document_budget(encoder, self.document_prompt),
+                mode=self.long_documents,
+                overlap=self.window_overlap,
+            )
+            d = self._encode(encoder, [self.document_prompt + t for t in shared.texts])
+            q = self._encode(encoder, [self.query_prompt + query for query in shared.queries])
+        row = {t: i for i, t in enumerate(shared.texts)}
+        column = {query: i for i, query in enumerate(shared.queries)}
         out = []
-        for (query, _), plan in zip(requests, plans, strict=True):
+        for (query, _), plan in zip(requests, shared.plans, strict=True):
             rows = d[[row[t] for t in plan.texts]]
             cosines = (rows @ q[column[query]]).tolist()
             out.append(

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from rerankit._models import exclusive
 from rerankit._torch import torch_module
-from rerankit.backends._segments import LongDocuments, segment
+from rerankit.backends._segments import LongDocuments, segment, segment_requests
 from rerankit.backends.colbert import (
     FEATURE,
     ColbertEncoder,
@@ -174,28 +174,22 @@ class LateInteractionReranker(LocalReranker):
                     self._score_colbert(encoder, query, [c.text for c in candidates])
                     for query, candidates in requests
                 ]
-            budget = document_budget(encoder)
-            plans = [
-                segment(
-                    encoder.tokenizer,
-                    [c.text for c in candidates],
-                    budget,
-                    mode=self.long_documents,
-                    overlap=self.window_overlap,
-                )
-                for _, candidates in requests
-            ]
-            texts = list(dict.fromkeys(t for plan in plans for t in plan.texts))
-            queries = list(dict.fromkeys(query for query, _ in requests))
-            docs = dict(zip(texts, self._tokens(encoder, texts), strict=True))
-            tokens = dict(zip(queries, self._tokens(encoder, queries), strict=True))
+            shared = segment_requests(
+                encoder.tokenizer,
+                requests,
+                document_budget(encoder),
+                mode=self.long_documents,
+                overlap=self.window_overlap,
+            )
+            docs = dict(zip(shared.texts, self._tokens(encoder, shared.texts), strict=True))
+            tokens = dict(zip(shared.queries, self._tokens(encoder, shared.queries), strict=True))
         return [
             ScoreBatch(
                 raw=plan.aggregate_max(maxsim_many(tokens[query], [docs[t] for t in plan.texts])),
                 truncated=plan.truncated,
                 windows=plan.windows,
             )
-            for (query, _), plan in zip(requests, plans, strict=True)
+            for (query, _), plan in zip(requests, shared.plans, strict=True)
         ]
 
     def _score_colbert(
