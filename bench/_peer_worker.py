@@ -50,6 +50,7 @@ def _versions(*packages: str) -> dict[str, str]:
 def rerankit(config: dict[str, Any]) -> tuple[Scorer, dict[str, Any]]:
     from rerankit import CrossEncoderReranker
     from rerankit._torch import resolve_dtype
+    from rerankit.backends._packed import PACKED_TOKENS
 
     dtype = config.get("dtype", "auto")
     reranker = CrossEncoderReranker(model=config["model"], dtype=dtype, dedupe=False)
@@ -67,7 +68,12 @@ def rerankit(config: dict[str, Any]) -> tuple[Scorer, dict[str, Any]]:
         "library": "rerankit",
         "call": f'CrossEncoderReranker(dtype="{dtype}").rerank',
         "dtype": resolved,
-        "batch_size": reranker.batch_size,
+        # Unpadded passes hold up to PACKED_TOKENS tokens; the padded path, batch_size pairs.
+        "batch_size": (
+            f"{PACKED_TOKENS:,} tokens"
+            if reranker._packs(reranker._load())
+            else reranker.batch_size
+        ),
         "scores": "logit",
         "versions": _versions("rerankit", "torch", "transformers", "sentence-transformers"),
     }

@@ -169,6 +169,30 @@ def test_unpadded_batched_equals_unbatched(cross_encoder_path: str) -> None:
 
 
 @pytest.mark.model
+def test_one_pass_of_many_attention_blocks_equals_the_plain_forward(
+    cross_encoder_path: str,
+) -> None:
+    # 48 pairs of very different lengths: with batch_size unset they share one unpadded pass,
+    # attention in three blocks of 16 (each padded to its own longest pair), and the last layer
+    # runs for the first tokens only.
+    docs = [f"{d} {i}" for i in range(6) for d in DOCS]
+    packed = CrossEncoderReranker(model=cross_encoder_path, device="cpu", dtype="float32")
+    assert packed.batch_size == 32  # the padded path's default; unpadded passes go by tokens
+    got = _raw(packed, docs)
+    assert got == pytest.approx(_plain_logits(cross_encoder_path, docs, one_by_one=True), abs=1e-4)
+    assert got == pytest.approx(_plain_logits(cross_encoder_path, docs, one_by_one=False), abs=1e-4)
+
+
+def test_unpadded_passes_stop_at_the_token_budget() -> None:
+    from rerankit.backends._packed import within_tokens
+
+    assert within_tokens([5, 7, 9, 30], 21) == 3
+    assert within_tokens([5, 7, 9, 30], 51) == 4
+    assert within_tokens([30, 5], 10) == 1  # one row even when it alone is over
+    assert within_tokens([], 10) == 0
+
+
+@pytest.mark.model
 def test_unpadded_two_label_head(cross_encoder_path: str, tmp_path: Path) -> None:
     model = transformers.AutoModelForSequenceClassification.from_pretrained(
         cross_encoder_path, num_labels=2, ignore_mismatched_sizes=True

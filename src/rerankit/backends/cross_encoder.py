@@ -20,7 +20,7 @@ import numpy as np
 from rerankit._deps import require
 from rerankit._models import exclusive, shared_model
 from rerankit._torch import resolve_device, resolve_dtype, torch_module
-from rerankit.backends._packed import packable, packed_logits
+from rerankit.backends._packed import PACKED_TOKENS, packable, packed_logits, within_tokens
 from rerankit.backends._segments import LongDocuments, Segments, segment
 from rerankit.backends.local import LocalReranker
 from rerankit.base import ScoreBatch, ScoreRequest
@@ -50,11 +50,6 @@ def _check_micro_batching(enabled: bool, wait_ms: float, pairs: int) -> None:
         raise ConfigurationError(f"micro_batch_pairs must be a positive int, got {pairs!r}")
 
 
-def _check_unpadded(unpadded: bool | None) -> None:
-    if unpadded is not None and not isinstance(unpadded, bool):
-        raise ConfigurationError(f"unpadded must be a bool or None, got {unpadded!r}")
-
-
 @dataclass(frozen=True)
 class _Plan:
     """One request, tokenised once: the model inputs of each segment and how to fold them."""
@@ -62,6 +57,9 @@ class _Plan:
     inputs: list[dict[str, list[int]]]
     segments: Segments
 
+
+PADDED_BATCH = 32
+"""Pairs per forward pass of the padded path when ``batch_size`` is not given."""
 
 _batchers: dict[Hashable, Any] = {}
 _batchers_lock = threading.Lock()
@@ -79,13 +77,15 @@ class CrossEncoderReranker(LocalReranker):
     * ``dtype="auto"`` (default) runs bf16 where the CPU (AMX / AVX512-BF16) or GPU supports it;
       pass ``dtype="float32"`` to turn that off.
     * Each call tokenises its pairs once; pairs are sorted by token length and cut into batches
-      of ``batch_size``, so little compute goes to padding.
+      of ``batch_size`` (default 32), so little compute goes to padding.
     * ``unpadded`` (default ``None``: on the CPU, on for Hugging Face BERT, RoBERTa and
       XLM-RoBERTa cross-encoders, such as the ms-marco MiniLM ones and bge-reranker-base /
-      -large / -v2-m3) runs everything but the attention on the packed tokens of a batch, with
-      no padding at all; other architectures, and other devices unless ``unpadded=True``, run
-      the model's own forward. Scores equal it up to floating-point
-      noise; ``unpadded=False`` turns it off.
+      -large / -v2-m3) runs everything but the attention on the packed tokens of a pass, with
+      no padding at all, attention in blocks of 16 length-sorted pairs, and the last layer for
+      the first token only (all the head reads); other architectures, and other devices unless
+      ``unpadded=True``, run the model's own forward. Scores equal it up to floating-point
+      noise; ``unpadded=False`` turns it off. Unpadded passes hold up to 16,384 tokens
+      (:data:`PACKED_TOKENS`) and, when ``batch_size`` is given, at most that many pairs.
     * ``micro_batching=True`` makes concurrent calls (``arerank`` from many coroutines, or
       ``rerank`` from many threads) share forward passes: requests arriving within
       ``micro_batch_wait_ms`` of each other, up to ``micro_batch_pairs`` documents, are scored
@@ -111,7 +111,7 @@ class CrossEncoderReranker(LocalReranker):
         *,
         model: str | os.PathLike[str],
         device: str | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         max_length: int | None = None,
         dtype: str = "auto",
         long_documents: LongDocuments = "truncate",
@@ -127,7 +127,7 @@ class CrossEncoderReranker(LocalReranker):
         super().__init__(
             model=model,
             device=device,
-            batch_size=batch_size,
+            batch_size=PADDED_BATCH if batch_size is None else batch_size,
             max_length=max_length,
             dtype=dtype,
             long_documents=long_documents,
@@ -137,8 +137,8 @@ class CrossEncoderReranker(LocalReranker):
             dedupe=dedupe,
         )
         _check_micro_batching(micro_batching, micro_batch_wait_ms, micro_batch_pairs)
-        _check_unpadded(unpadded)
-        self.unpadded = unpadded
+        self._set_unpadded(unpadded)
+        self._pairs_capped = batch_size is not None
         self.micro_batching = micro_batching
         self.micro_batch_wait_ms = float(micro_batch_wait_ms)
         self.micro_batch_pairs = micro_batch_pairs
@@ -227,6 +227,7 @@ class CrossEncoderReranker(LocalReranker):
             key = (
                 *self._load_key(),
                 self.batch_size,
+                self._pairs_capped,
                 self.max_length,
                 self.long_documents,
                 self.window_overlap,
@@ -349,10 +350,13 @@ class CrossEncoderReranker(LocalReranker):
         order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]["input_ids"]))
         raw = [0.0] * len(inputs)
         packed = self._packs(encoder)
-        size = self.batch_size
+        size = self.batch_size if self._pairs_capped or not packed else len(order)
         start = 0
         while start < len(order):
             chunk = order[start : start + size]
+            if packed:
+                lengths = [len(inputs[i]["input_ids"]) for i in chunk]
+                chunk = chunk[: within_tokens(lengths, PACKED_TOKENS)]
             try:
                 values = self._run_batch(
                     encoder, [inputs[i] for i in chunk], num_labels, packed=packed
@@ -380,12 +384,7 @@ class CrossEncoderReranker(LocalReranker):
 
     def _packs(self, encoder: Any) -> bool:
         """Whether batches run unpadded (:mod:`rerankit.backends._packed`)."""
-        if self.unpadded is False:
-            return False
-        model = encoder.model
-        if self.unpadded is None and getattr(getattr(model, "device", None), "type", None) != "cpu":
-            return False  # measured to win on CPUs; other devices opt in with unpadded=True
-        return packable(model, encoder.tokenizer)
+        return self._unpadded_allowed(encoder.model) and packable(encoder.model, encoder.tokenizer)
 
     def _run_batch(
         self,

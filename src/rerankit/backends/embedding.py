@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rerankit._models import exclusive
+from rerankit.backends._packed_sentence import packs, sentence_embeddings
 from rerankit.backends._segments import LongDocuments, segment_requests
 from rerankit.backends.local import LocalReranker
 from rerankit.base import ScoreBatch, ScoreRequest
@@ -26,6 +27,10 @@ class EmbeddingReranker(LocalReranker):
     ``document_prompt`` are prepended for models trained with prefixes (``"query: "``).
 
     ``dtype`` defaults to ``"float32"``; ``"auto"`` runs bf16 where the hardware supports it.
+    ``unpadded`` (default ``None``: on the CPU) encodes BERT, RoBERTa and XLM-RoBERTa models
+    with mean pooling without padding (:mod:`rerankit.backends._packed_sentence`), equal to
+    ``encode()`` up to floating-point noise; other models, and other devices unless
+    ``unpadded=True``, use ``encode()``; ``unpadded=False`` turns it off.
 
     Example:
         >>> from rerankit import EmbeddingReranker
@@ -54,6 +59,7 @@ class EmbeddingReranker(LocalReranker):
         trust_remote_code: bool = False,
         calibration: CalibrationSource | None = None,
         dedupe: bool = True,
+        unpadded: bool | None = None,
     ) -> None:
         super().__init__(
             model=model,
@@ -68,8 +74,11 @@ class EmbeddingReranker(LocalReranker):
             dedupe=dedupe,
         )
         self._set_prompts(query_prompt=query_prompt, document_prompt=document_prompt)
+        self._set_unpadded(unpadded)
 
     def _encode(self, encoder: Any, texts: Sequence[str]) -> Any:
+        if self._unpadded_allowed(encoder) and packs(encoder, pooled=True):
+            return sentence_embeddings(encoder, texts)
         return encoder.encode(
             list(texts),
             batch_size=self.batch_size,

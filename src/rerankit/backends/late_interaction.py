@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from rerankit._models import exclusive
 from rerankit._torch import torch_module
+from rerankit.backends._packed_sentence import packs, token_embeddings
 from rerankit.backends._segments import LongDocuments, segment, segment_requests
 from rerankit.backends.colbert import (
     FEATURE,
@@ -74,6 +75,11 @@ class LateInteractionReranker(LocalReranker):
     The raw score is the length-normalised MaxSim (the mean over query tokens of the best
     cosine with any document token), in ``cosine`` space.
 
+    ``unpadded`` (default ``None``: on the CPU) makes the sentence-transformers token
+    embeddings of BERT, RoBERTa and XLM-RoBERTa models without padding
+    (:mod:`rerankit.backends._packed_sentence`), equal to ``encode()`` up to floating-point
+    noise; ``unpadded=False`` turns it off (the ColBERT encoder has its own forward).
+
     ``encoder`` picks how token embeddings are made:
 
     * ``"sentence-transformers"``: the token embeddings of any sentence-transformers model
@@ -122,6 +128,7 @@ class LateInteractionReranker(LocalReranker):
         calibration: CalibrationSource | None = None,
         dedupe: bool = True,
         encoder: Encoder = "auto",
+        unpadded: bool | None = None,
     ) -> None:
         super().__init__(
             model=model,
@@ -138,6 +145,7 @@ class LateInteractionReranker(LocalReranker):
         if encoder not in ENCODERS:
             raise ConfigurationError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
         self.encoder: Encoder = encoder
+        self._set_unpadded(unpadded)
         self._resolved: Literal["sentence-transformers", "colbert"] | None = None
 
     def resolved_encoder(self) -> Literal["sentence-transformers", "colbert"]:
@@ -153,6 +161,9 @@ class LateInteractionReranker(LocalReranker):
 
     def _tokens(self, encoder: Any, texts: Sequence[str]) -> list[Any]:
         torch = torch_module()
+        if self._unpadded_allowed(encoder) and packs(encoder, pooled=False):
+            out = token_embeddings(encoder, texts)
+            return [torch.nn.functional.normalize(t.float(), dim=-1) for t in out]
         out = encoder.encode(
             list(texts),
             batch_size=self.batch_size,

@@ -159,6 +159,22 @@ class LocalReranker(LocalModel, Reranker):
         self.long_documents: LongDocuments = long_documents
         self.window_overlap = window_overlap
 
+    def _set_unpadded(self, unpadded: bool | None) -> None:
+        """Validate and store ``unpadded`` (the unpadded forward of
+        :mod:`rerankit.backends._packed`): ``None`` on the CPU where the model allows it,
+        ``True`` on any device where it allows it, ``False`` never."""
+        if unpadded is not None and not isinstance(unpadded, bool):
+            raise ConfigurationError(f"unpadded must be a bool or None, got {unpadded!r}")
+        self.unpadded = unpadded
+
+    def _unpadded_allowed(self, model: Any) -> bool:
+        """Whether ``unpadded`` and ``model``'s device let it run unpadded (whether the model's
+        architecture allows it is checked by the caller)."""
+        if self.unpadded is False:
+            return False
+        # Measured to win on CPUs; other devices opt in with unpadded=True.
+        return bool(self.unpadded or getattr(getattr(model, "device", None), "type", None) == "cpu")
+
     def loaded_model(self) -> Any:
         """The model this reranker scores with, loaded now if it was not yet."""
         return self._load()
