@@ -187,9 +187,7 @@ def test_use_model_routes_scoring_through_the_given_model() -> None:
     assert counting.calls == 2  # the query and the documents
     # The wrapper is not a SentenceTransformer, so it is asked to encode() (padded) where the
     # loaded model ran unpadded: the same scores up to float32 noise.
-    assert [r.raw_score for r in after] == pytest.approx(
-        [r.raw_score for r in before], abs=1e-5
-    )
+    assert [r.raw_score for r in after] == pytest.approx([r.raw_score for r in before], abs=1e-5)
     # Another reranker sharing the same loaded model keeps it.
     assert neighbour.loaded_model() is loaded
     neighbour.rerank(QUERY, DOCS[:4])
