@@ -311,8 +311,8 @@ def _encode(
                 continue  # the last layer's queries: first tokens only, below
             qkv[part].index_copy_(0, where, linear(hidden).view(-1, head))
         if last:
-            # Only the first tokens' queries; their row per head is the block's first row of
-            # each (pair, head), which is where ``where`` put each first token.
+            # Only the first tokens' queries, one row per (pair, head) in pair-then-head order:
+            # the order of the blocks' rows, so block by block they line up with its keys.
             q = attention.query(hidden.index_select(0, first)).view(-1, head)
             outputs = []
             done = 0
