@@ -54,14 +54,15 @@ KEY_ALIGN = 32
 94-95, 1.2 at 64, 1.0 at 96-97."""
 
 
-def within_tokens(lengths: Sequence[int], budget: int) -> int:
-    """How many leading rows of ``lengths`` tokens fit in ``budget`` tokens (one at least)."""
+def within_tokens(lengths: Sequence[int], budget: int, start: int = 0) -> int:
+    """How many rows of ``lengths`` tokens, from row ``start`` on, fit in ``budget`` tokens (one
+    at least while rows remain)."""
     total = 0
-    for n, length in enumerate(lengths):
-        total += length
+    for n in range(start, len(lengths)):
+        total += lengths[n]
         if total > budget:
-            return max(n, 1)
-    return len(lengths)
+            return max(n - start, 1)
+    return len(lengths) - start
 
 
 @dataclass(frozen=True)
@@ -226,8 +227,7 @@ def _blocks(
     """The attention blocks of a pass, the buffer's row count, and each packed token's row per
     head (``(total_tokens * heads,)``: where its query / key / value vector goes)."""
     batch = len(lengths)
-    bounds = np.arange(0, batch + ATTENTION_GROUP, ATTENTION_GROUP).clip(max=batch)
-    bounds = np.unique(bounds)
+    bounds = np.append(np.arange(0, batch, ATTENTION_GROUP), batch)
     sizes = np.diff(bounds)
     widths = np.maximum.reduceat(lengths, bounds[:-1])
     # Keys padded up to a multiple of KEY_ALIGN (masked like any padding): torch's CPU softmax
@@ -255,6 +255,16 @@ def _blocks(
         mask = mask.expand(stop - start, heads, 1, w).reshape((stop - start) * heads, 1, w)
         out.append(_Block(int(bases[b]), int(stop - start), w, mask))
     return out, int(rows_per_block.sum()), torch.from_numpy(where.reshape(-1)).to(device)
+
+
+def _attend(
+    torch: Any, block: _Block, query: Any, keys: Any, values: Any, scaling: float, out: Any = None
+) -> Any:
+    """Softmax attention of one block (``(rows, queries, head)`` against ``(rows, width,
+    head)``), the scale and key mask fused into one ``baddbmm``: on the CPU this beat both
+    torch's SDPA kernel and the unfused form at these sizes (~100 tokens, heads of 32)."""
+    scores = torch.baddbmm(block.mask, query, keys.transpose(1, 2), alpha=scaling)
+    return torch.bmm(scores.softmax(dim=-1), values, out=out)
 
 
 def _encode(
@@ -318,15 +328,10 @@ def _encode(
             done = 0
             for block in blocks:
                 rows_ = block.pairs * heads
-                keys = qkv[1, block.offset : block.offset + rows_ * block.width]
-                values = qkv[2, block.offset : block.offset + rows_ * block.width]
-                keys = keys.view(rows_, block.width, head)
-                values = values.view(rows_, block.width, head)
+                span = slice(block.offset, block.offset + rows_ * block.width)
+                keys, values = (qkv[p, span].view(rows_, block.width, head) for p in (1, 2))
                 query = q[done : done + rows_].view(rows_, 1, head)
-                scores = torch.baddbmm(
-                    block.mask, query, keys.transpose(1, 2), alpha=attention.scaling
-                )
-                outputs.append(torch.bmm(scores.softmax(dim=-1), values))
+                outputs.append(_attend(torch, block, query, keys, values, attention.scaling))
                 done += rows_
             attended = layer.attention.output(
                 torch.cat(outputs).view(batch, heads * head), hidden.index_select(0, first)
@@ -336,13 +341,8 @@ def _encode(
             rows_ = block.pairs * heads
             span = slice(block.offset, block.offset + rows_ * block.width)
             query, keys, values = (qkv[p, span].view(rows_, block.width, head) for p in range(3))
-            # Matmul attention, the scale and key mask fused into one baddbmm: on the CPU this
-            # beat both torch's SDPA kernel and the unfused form at these sizes (~100 tokens,
-            # heads of 32).
-            scores = torch.baddbmm(block.mask, query, keys.transpose(1, 2), alpha=attention.scaling)
-            torch.bmm(
-                scores.softmax(dim=-1), values, out=context[span].view(rows_, block.width, head)
-            )
+            out = context[span].view(rows_, block.width, head)
+            _attend(torch, block, query, keys, values, attention.scaling, out=out)
         attended = layer.attention.output(
             context.index_select(0, where).view(total, heads * head), hidden
         )

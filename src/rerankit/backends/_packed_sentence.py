@@ -80,70 +80,61 @@ def packs(encoder: Any, *, pooled: bool) -> bool:
     return all(type(m) is classes["normalize"] for m in rest[1:])
 
 
-def _states(encoder: Any, texts: Sequence[str]) -> tuple[Any, list[int]]:
-    """Packed last hidden states of ``texts`` (in their order) and each text's token count."""
+def _states(encoder: Any, texts: Sequence[str]) -> tuple[Any, list[int], list[int]]:
+    """The packed last hidden states of ``texts`` sorted by token count, those counts, and
+    the sorted order (``order[k]``: the index in ``texts`` of the ``k``-th text packed)."""
     torch = torch_module()
     rows: list[dict[str, list[int]]] = []
     for start in range(0, len(texts), _TOKENISE_AT_ONCE):
         features = encoder.preprocess(inputs=list(texts[start : start + _TOKENISE_AT_ONCE]))
-        mask = features["attention_mask"]
-        counts = mask.sum(dim=1).tolist()
+        counts = features["attention_mask"].sum(dim=1).tolist()
         names = [n for n in ("input_ids", "token_type_ids") if n in features]
         columns = {n: features[n].tolist() for n in names}
         for r, count in enumerate(counts):
             rows.append({n: columns[n][r][:count] for n in names})
-    lengths = [len(row["input_ids"]) for row in rows]
-    order = sorted(range(len(rows)), key=lengths.__getitem__)
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
+    lengths = [len(rows[i]["input_ids"]) for i in order]
     base = encoder[0].auto_model
     pieces: list[Any] = []
     with torch.inference_mode():
         start = 0
         while start < len(order):
-            take = within_tokens([lengths[i] for i in order[start:]], PACKED_TOKENS)
-            chunk = order[start : start + take]
-            pieces.append(packed_hidden_states(torch, base, [rows[i] for i in chunk]))
-            start += take
-        sorted_states = torch.cat(pieces) if pieces else None
-    # Back to the callers' order: a token index per text in the sorted packing.
-    starts = [0] * len(rows)
-    at = 0
-    for i in order:
-        starts[i] = at
-        at += lengths[i]
-    if sorted_states is None:
-        return None, lengths
-    index = torch.cat(
-        [torch.arange(starts[i], starts[i] + lengths[i]) for i in range(len(rows))]
-    ).to(sorted_states.device)
-    return sorted_states.index_select(0, index), lengths
+            stop = start + within_tokens(lengths, PACKED_TOKENS, start)
+            pieces.append(packed_hidden_states(torch, base, [rows[i] for i in order[start:stop]]))
+            start = stop
+    return torch.cat(pieces), lengths, order
 
 
 def token_embeddings(encoder: Any, texts: Sequence[str]) -> list[Any]:
     """Each text's last hidden states, ``(tokens, hidden)``, special tokens included."""
-    states, lengths = _states(encoder, texts)
-    if states is None:
+    if not texts:
         return []
-    return list(states.split(lengths))
+    states, lengths, order = _states(encoder, texts)
+    out: list[Any] = [None] * len(texts)
+    for i, piece in zip(order, states.split(lengths), strict=True):
+        out[i] = piece
+    return out
 
 
 def sentence_embeddings(encoder: Any, texts: Sequence[str]) -> Any:
     """Mean-pooled (and, when the model normalises, L2-normalised) embeddings, float32,
     ``(len(texts), dim)``."""
     torch = torch_module()
-    states, lengths = _states(encoder, texts)
-    if states is None:
+    if not texts:
         dimension = getattr(encoder, "get_embedding_dimension", None)
         dimension = dimension or encoder.get_sentence_embedding_dimension
         return torch.empty((0, dimension() or 0))
-    owner = torch.repeat_interleave(
-        torch.arange(len(lengths), device=states.device),
-        torch.tensor(lengths, device=states.device),
-    )
-    sums = torch.zeros((len(lengths), states.shape[1]), dtype=torch.float32, device=states.device)
+    states, lengths, order = _states(encoder, texts)
+    device = states.device
+    counts = torch.tensor(lengths, device=device)
+    owner = torch.repeat_interleave(torch.arange(len(lengths), device=device), counts)
+    sums = torch.zeros((len(lengths), states.shape[1]), dtype=torch.float32, device=device)
     sums.index_add_(0, owner, states.float())
-    counts = torch.tensor(lengths, dtype=torch.float32, device=states.device)[:, None]
-    pooled = (sums / counts.clamp(min=1e-9)).to(states.dtype)
+    pooled = (sums / counts.float()[:, None].clamp(min=1e-9)).to(states.dtype)
     classes = _modules()
     if classes is not None and any(type(m) is classes["normalize"] for m in list(encoder)[2:]):
         pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
-    return pooled.float()
+    # Back to the callers' order: row k of ``pooled`` is text order[k].
+    inverse = torch.empty(len(order), dtype=torch.long, device=device)
+    inverse[torch.tensor(order, device=device)] = torch.arange(len(order), device=device)
+    return pooled.index_select(0, inverse).float()

@@ -348,15 +348,16 @@ class CrossEncoderReranker(LocalReranker):
         one pair); the smaller size is kept for the rest of the call and warned about once.
         """
         order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]["input_ids"]))
+        lengths = [len(inputs[i]["input_ids"]) for i in order]
         raw = [0.0] * len(inputs)
         packed = self._packs(encoder)
         size = self.batch_size if self._pairs_capped or not packed else len(order)
         start = 0
         while start < len(order):
-            chunk = order[start : start + size]
+            stop = start + size
             if packed:
-                lengths = [len(inputs[i]["input_ids"]) for i in chunk]
-                chunk = chunk[: within_tokens(lengths, PACKED_TOKENS)]
+                stop = min(stop, start + within_tokens(lengths, PACKED_TOKENS, start))
+            chunk = order[start:stop]
             try:
                 values = self._run_batch(
                     encoder, [inputs[i] for i in chunk], num_labels, packed=packed

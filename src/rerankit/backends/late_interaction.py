@@ -163,14 +163,14 @@ class LateInteractionReranker(LocalReranker):
         torch = torch_module()
         if self._unpadded_allowed(encoder) and packs(encoder, pooled=False):
             out = token_embeddings(encoder, texts)
-            return [torch.nn.functional.normalize(t.float(), dim=-1) for t in out]
-        out = encoder.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            output_value="token_embeddings",
-            convert_to_numpy=False,
-            show_progress_bar=False,
-        )
+        else:
+            out = encoder.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                output_value="token_embeddings",
+                convert_to_numpy=False,
+                show_progress_bar=False,
+            )
         return [torch.nn.functional.normalize(t.float(), dim=-1) for t in out]
 
     def _score(self, query: str, candidates: Sequence[Candidate]) -> ScoreBatch:
