@@ -134,38 +134,44 @@ def test_only_exact_bert_classes_are_packable() -> None:
     assert not packable(distil.eval(), tokenizer)
 
 
-@pytest.mark.model
-def test_unpadded_equals_the_plain_forward_in_float32(cross_encoder_path: str) -> None:
-    packed = CrossEncoderReranker(model=cross_encoder_path, device="cpu", dtype="float32")
-    assert packed._packs(packed._load())  # on by default for BERT on the CPU
-    padded = CrossEncoderReranker(
-        model=cross_encoder_path, device="cpu", dtype="float32", unpadded=False
-    )
+def _assert_unpadded_equals_plain_forward(path: str) -> None:
+    """float32: the unpadded path (on by default on the CPU) against the model's own forward,
+    pair by pair and batched, and against ``unpadded=False``."""
+    packed = CrossEncoderReranker(model=path, device="cpu", dtype="float32")
+    assert packed._packs(packed._load())
+    padded = CrossEncoderReranker(model=path, device="cpu", dtype="float32", unpadded=False)
     assert not padded._packs(padded._load())
-    alone = _plain_logits(cross_encoder_path, DOCS, one_by_one=True)
-    together = _plain_logits(cross_encoder_path, DOCS, one_by_one=False)
+    alone = _plain_logits(path, DOCS, one_by_one=True)
+    together = _plain_logits(path, DOCS, one_by_one=False)
+    assert max(alone) - min(alone) > 1e-3, alone  # the scores differ, so the test can fail
     got = _raw(packed, DOCS)
     assert got == pytest.approx(alone, abs=1e-4)
     assert got == pytest.approx(together, abs=1e-4)
     assert got == pytest.approx(_raw(padded, DOCS), abs=1e-4)
 
 
-@pytest.mark.model
-def test_unpadded_batched_equals_unbatched(cross_encoder_path: str) -> None:
+def _assert_batched_equals_unbatched(path: str) -> None:
+    """Batches of 7 pairs, of 1, and several queries sharing batches give the same scores."""
     docs = [f"{d} {i}" for i in range(5) for d in DOCS]  # 40 pairs, several batches
-    batched = CrossEncoderReranker(
-        model=cross_encoder_path, device="cpu", dtype="float32", batch_size=7
-    )
-    single = CrossEncoderReranker(
-        model=cross_encoder_path, device="cpu", dtype="float32", batch_size=1
-    )
+    batched = CrossEncoderReranker(model=path, device="cpu", dtype="float32", batch_size=7)
+    single = CrossEncoderReranker(model=path, device="cpu", dtype="float32", batch_size=1)
+    assert batched._packs(batched._load())
     assert _raw(batched, docs) == pytest.approx(_raw(single, docs), abs=1e-4)
-    # Several queries sharing batches (rerank_batch) give the same scores too.
     many = batched.rerank_batch([QUERY, QUERY], [docs[:9], docs[9:]])
     joined = [r.raw_score for r in sorted(many[0], key=lambda r: r.index)] + [
         r.raw_score for r in sorted(many[1], key=lambda r: r.index)
     ]
     assert joined == pytest.approx(_raw(single, docs), abs=1e-4)
+
+
+@pytest.mark.model
+def test_unpadded_equals_the_plain_forward_in_float32(cross_encoder_path: str) -> None:
+    _assert_unpadded_equals_plain_forward(cross_encoder_path)  # BERT
+
+
+@pytest.mark.model
+def test_unpadded_batched_equals_unbatched(cross_encoder_path: str) -> None:
+    _assert_batched_equals_unbatched(cross_encoder_path)
 
 
 @pytest.mark.model
@@ -189,6 +195,8 @@ def test_unpadded_passes_stop_at_the_token_budget() -> None:
     assert within_tokens([5, 7, 9, 30], 21) == 3
     assert within_tokens([5, 7, 9, 30], 51) == 4
     assert within_tokens([30, 5], 10) == 1  # one row even when it alone is over
+    assert within_tokens([5, 7, 9, 30], 21, start=1) == 2  # from row 1: 7 + 9
+    assert within_tokens([5, 7, 9, 30], 21, start=4) == 0
     assert within_tokens([], 10) == 0
 
 
@@ -263,23 +271,9 @@ def test_only_exact_roberta_classes_are_packable(family: str) -> None:
 
 @pytest.mark.model
 def test_roberta_unpadded_equals_the_plain_forward_in_float32(roberta_path: str) -> None:
-    packed = CrossEncoderReranker(model=roberta_path, device="cpu", dtype="float32")
-    assert packed._packs(packed._load())  # on by default for the RoBERTa family on the CPU
-    padded = CrossEncoderReranker(model=roberta_path, device="cpu", dtype="float32", unpadded=False)
-    assert not padded._packs(padded._load())
-    alone = _plain_logits(roberta_path, DOCS, one_by_one=True)
-    together = _plain_logits(roberta_path, DOCS, one_by_one=False)
-    assert max(alone) - min(alone) > 1e-3, alone  # the scores differ, so the test can fail
-    got = _raw(packed, DOCS)
-    assert got == pytest.approx(alone, abs=1e-4)
-    assert got == pytest.approx(together, abs=1e-4)
-    assert got == pytest.approx(_raw(padded, DOCS), abs=1e-4)
+    _assert_unpadded_equals_plain_forward(roberta_path)
 
 
 @pytest.mark.model
 def test_roberta_unpadded_batched_equals_unbatched(roberta_path: str) -> None:
-    docs = [f"{d} {i}" for i in range(5) for d in DOCS]  # 40 pairs, several batches
-    batched = CrossEncoderReranker(model=roberta_path, device="cpu", dtype="float32", batch_size=7)
-    single = CrossEncoderReranker(model=roberta_path, device="cpu", dtype="float32", batch_size=1)
-    assert batched._packs(batched._load())
-    assert _raw(batched, docs) == pytest.approx(_raw(single, docs), abs=1e-4)
+    _assert_batched_equals_unbatched(roberta_path)
