@@ -72,6 +72,8 @@ from bench_speed import (
     spearman,
 )
 
+from rerankit._torch import cpu_supports_bf16
+
 HEADING = "## CPU peers (cross-encoder)"
 DATA = DATASETS / "trec-dl-2019-passage"
 WORKER = Path(__file__).resolve().parent / "_peer_worker.py"
@@ -288,7 +290,8 @@ def model_for(cache: Path, system: System, model: Path) -> tuple[str, dict[str, 
     folder = cache / "export" / system.model / model.name
     if options.get("file_name") == "int8":
         files = json.loads((folder / "rerankit-source.json").read_text())["files"]
-        options["file_name"] = next(f for f in files if "qint8" in f and f.endswith(".onnx"))
+        # qint8 (the AVX-512 presets) or quint8 (ST's avx2 preset)
+        options["file_name"] = next(f for f in files if "int8_" in f and f.endswith(".onnx"))
     return str(folder), options
 
 
@@ -323,6 +326,11 @@ def setup(cache: Path, names: list[str]) -> tuple[Path, dict[str, str]]:
             broken[n] = failed_venvs[s.venv]
         elif s.model in failed_exports:
             broken[n] = failed_exports[s.model]
+        elif s.options.get("dtype") == "bfloat16" and not cpu_supports_bf16():
+            broken[n] = (
+                "not run: this CPU has no native bf16 (neither AMX nor AVX512-BF16); torch's "
+                "bf16 matmul takes a scalar path here (about 1 GFLOP/s, far below fp32)"
+            )
     return model, broken
 
 
@@ -516,6 +524,19 @@ def fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def peak_text(r: dict[str, Any]) -> str:
+    if r["peak_bf16"]:
+        return (
+            f"the machine's best bf16 matmul rate ({r['peak_bf16']:.0f} GFLOP/s; "
+            f"fp32 {r['peak_fp32']:.0f})"
+        )
+    return (
+        f"the machine's best fp32 matmul rate ({r['peak_fp32']:.0f} GFLOP/s): this CPU has no "
+        "native bf16 (neither AMX nor AVX512-BF16), so every fast system computes in fp32 "
+        "and torch's bf16 matmul takes a scalar path of about 1 GFLOP/s"
+    )
+
+
 def markdown(r: dict[str, Any]) -> str:
     lines = [
         HEADING,
@@ -541,10 +562,9 @@ def markdown(r: dict[str, Any]) -> str:
         "would cut pairs at 128 tokens). Times are the library call alone, "
         "measured inside the worker; CPU-seconds are that process's, all threads. "
         '"x fastest peer" divides by the best pairs/s among the systems that are not '
-        'rerankit; "bf16 peak" is the useful FLOPs of the pairs (their real token lengths, '
-        f"no padding) per second over the machine's best bf16 matmul rate ({r['peak_bf16']:.0f} "
-        f"GFLOP/s; fp32 {r['peak_fp32']:.0f}). Spearman compares each query's scores with "
-        "rerankit fp32's.",
+        'rerankit; "matmul peak" is the useful FLOPs of the pairs (their real token lengths, '
+        f"no padding) per second over {peak_text(r)}. Spearman compares each query's scores "
+        "with rerankit fp32's.",
         "",
     ]
     for size in r["sizes"]:
@@ -554,7 +574,7 @@ def markdown(r: dict[str, Any]) -> str:
             "on average)",
             "",
             "| system | call | dtype | batch | pairs/s | p50 | p95 | CPU-s per pair "
-            "| x fastest peer | bf16 peak | Spearman vs rerankit fp32 (mean / min) |",
+            "| x fastest peer | matmul peak | Spearman vs rerankit fp32 (mean / min) |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         order = sorted(table, key=lambda n: -table[n]["pairs_per_s"])
@@ -627,7 +647,7 @@ def run(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
     }
     log("matmul GFLOP/s")
     peak = matmul_gflops()
-    log(f"  bf16 {peak['bf16']:.0f}, fp32 {peak['fp32']:.0f} GFLOP/s")
+    log(f"  bf16 {peak['bf16']:.0f} (0: no native bf16), fp32 {peak['fp32']:.0f} GFLOP/s")
     log(f"starting {len(names)} workers")
     workers = start_workers(names, cache, model, broken)
     r["info"] = {name: w.info for name, w in workers.items()}
@@ -647,7 +667,7 @@ def run(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
         subset = trimmed(queries, size)
         _, useful, mean_tokens = padded_flops(subset, str(model))
         r["mean_tokens"][str(size)] = mean_tokens
-        r["results"][str(size)] = summarise(runs, subset, useful, peak["bf16"])
+        r["results"][str(size)] = summarise(runs, subset, useful, peak["bf16"] or peak["fp32"])
         for name, row in r["results"][str(size)].items():
             log(
                 f"  {size} x {name}: {row['pairs_per_s']:.0f} pairs/s, p50 {row['p50_ms']:.0f} ms,"

@@ -169,11 +169,15 @@ def build_cross_encoder(folder: Path) -> str:
 
 
 def matmul_gflops() -> dict[str, float]:
-    """Best achieved GFLOP/s of a model-shaped and a square matmul, bf16 and fp32."""
+    """Best achieved GFLOP/s of a model-shaped and a square matmul, bf16 and fp32 (bf16 0.0 on a
+    CPU without native bf16, where torch's bf16 matmul takes a scalar path: about 1 GFLOP/s)."""
     import torch
 
-    out = {}
-    for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+    from rerankit._torch import cpu_supports_bf16
+
+    out = {"bf16": 0.0}
+    kinds = (("bf16", torch.bfloat16),) if cpu_supports_bf16() else ()
+    for name, dtype in (*kinds, ("fp32", torch.float32)):
         best = 0.0
         for m, k, n in ((3072, 384, 1536), (2048, 2048, 2048)):
             a = torch.randn(m, k, dtype=dtype)

@@ -189,6 +189,23 @@ def test_one_pass_of_many_attention_blocks_equals_the_plain_forward(
     assert got == pytest.approx(_plain_logits(cross_encoder_path, docs, one_by_one=False), abs=1e-4)
 
 
+@pytest.mark.model
+def test_feed_forward_in_token_chunks_equals_the_plain_forward(
+    cross_encoder_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rerankit.backends import _packed
+
+    # 53 tokens per chunk (MiniLM's intermediate is 1,536 wide): the 24 pairs' few hundred
+    # tokens run the block after attention in many chunks, the last one partial, and each
+    # chunk boundary falls inside a pair.
+    monkeypatch.setattr(_packed, "FEED_FORWARD_ELEMENTS", 53 * 1536)
+    docs = [f"{d} {i}" for i in range(3) for d in DOCS]
+    packed = CrossEncoderReranker(model=cross_encoder_path, device="cpu", dtype="float32")
+    assert packed._packs(packed._load())
+    got = _raw(packed, docs)
+    assert got == pytest.approx(_plain_logits(cross_encoder_path, docs, one_by_one=True), abs=1e-4)
+
+
 def test_unpadded_passes_stop_at_the_token_budget() -> None:
     from rerankit.backends._packed import within_tokens
 

@@ -32,6 +32,7 @@ import numpy as np
 
 __all__ = [
     "ATTENTION_GROUP",
+    "FEED_FORWARD_ELEMENTS",
     "PACKED_TOKENS",
     "packable",
     "packable_encoder",
@@ -47,6 +48,15 @@ tokens, bf16): one pass for all 100 pairs was 8% faster than passes of 32."""
 ATTENTION_GROUP = 16
 """Pairs per attention block. Measured on a 2-core CPU (MiniLM-L6, 100 DL19 pairs of about 95
 tokens per pass, bf16): blocks of 16 beat 8 and 32, and one block per 32-pair batch."""
+
+FEED_FORWARD_ELEMENTS = 2048 * 1536
+"""The block after attention (output projection, LayerNorms, feed-forward) runs over chunks of
+tokens whose intermediate activations hold at most this many elements (12 MiB in float32;
+2,048 tokens of MiniLM, 768 of a 4,096-wide large model). One intermediate matrix for a whole
+pass is large enough (58 MB for 100 MiniLM pairs in float32) that the allocator maps fresh
+pages for it on every layer, and GELU then runs at a third of its speed on them. Measured on
+a 2-core AVX2 CPU (MiniLM-L6, 100 DL19 pairs of about 95 tokens, float32, interleaved): 1.28x
+faster per call than one chunk per pass; 1,024 tokens 1.18x, 512 1.15x."""
 
 KEY_ALIGN = 32
 """Attention blocks pad their keys to a multiple of this (unless one past it). Measured on a
@@ -311,6 +321,8 @@ def _encode(
     blocks, size, where = _blocks(torch, lengths, offsets, heads, hidden.dtype, device)
     # Queries, keys and values, head-major and padded per block; padding rows stay zero (masked
     # keys; a zero value row keeps 0 * value finite). Then the attention output, same layout.
+    width = int(layers[0].intermediate.dense.out_features)
+    step = max(1, FEED_FORWARD_ELEMENTS // width)
     qkv = hidden.new_zeros((3, size, head))
     context = hidden.new_empty((size, head))
     for n, layer in enumerate(layers):
@@ -343,8 +355,20 @@ def _encode(
             query, keys, values = (qkv[p, span].view(rows_, block.width, head) for p in range(3))
             out = context[span].view(rows_, block.width, head)
             _attend(torch, block, query, keys, values, attention.scaling, out=out)
-        attended = layer.attention.output(
-            context.index_select(0, where).view(total, heads * head), hidden
-        )
-        hidden = layer.output(layer.intermediate(attended), attended)
+        gathered = context.index_select(0, where).view(total, heads * head)
+        hidden = _after_attention(torch, layer, gathered, hidden, step)
     return hidden
+
+
+def _after_attention(torch: Any, layer: Any, context: Any, hidden: Any, step: int) -> Any:
+    """The layer's output projection, feed-forward block and LayerNorms over ``step`` tokens at
+    a time (each token's arithmetic is the same whatever the chunk)."""
+    if step >= len(hidden):
+        attended = layer.attention.output(context, hidden)
+        return layer.output(layer.intermediate(attended), attended)
+    out = torch.empty_like(hidden)
+    for start in range(0, len(hidden), step):
+        part = slice(start, start + step)
+        attended = layer.attention.output(context[part], hidden[part])
+        out[part] = layer.output(layer.intermediate(attended), attended)
+    return out
