@@ -319,10 +319,9 @@ def _encode(
     heads = layers[0].attention.self.num_attention_heads
     head = layers[0].attention.self.attention_head_size
     blocks, size, where = _blocks(torch, lengths, offsets, heads, hidden.dtype, device)
+    step = max(1, FEED_FORWARD_ELEMENTS // int(layers[0].intermediate.dense.out_features))
     # Queries, keys and values, head-major and padded per block; padding rows stay zero (masked
     # keys; a zero value row keeps 0 * value finite). Then the attention output, same layout.
-    width = int(layers[0].intermediate.dense.out_features)
-    step = max(1, FEED_FORWARD_ELEMENTS // width)
     qkv = hidden.new_zeros((3, size, head))
     context = hidden.new_empty((size, head))
     for n, layer in enumerate(layers):
@@ -345,10 +344,8 @@ def _encode(
                 query = q[done : done + rows_].view(rows_, 1, head)
                 outputs.append(_attend(torch, block, query, keys, values, attention.scaling))
                 done += rows_
-            attended = layer.attention.output(
-                torch.cat(outputs).view(batch, heads * head), hidden.index_select(0, first)
-            )
-            return layer.output(layer.intermediate(attended), attended)
+            gathered = torch.cat(outputs).view(batch, heads * head)
+            return _after_attention(torch, layer, gathered, hidden.index_select(0, first), step)
         for block in blocks:
             rows_ = block.pairs * heads
             span = slice(block.offset, block.offset + rows_ * block.width)
@@ -363,12 +360,9 @@ def _encode(
 def _after_attention(torch: Any, layer: Any, context: Any, hidden: Any, step: int) -> Any:
     """The layer's output projection, feed-forward block and LayerNorms over ``step`` tokens at
     a time (each token's arithmetic is the same whatever the chunk)."""
-    if step >= len(hidden):
-        attended = layer.attention.output(context, hidden)
-        return layer.output(layer.intermediate(attended), attended)
-    out = torch.empty_like(hidden)
+    parts = []
     for start in range(0, len(hidden), step):
         part = slice(start, start + step)
         attended = layer.attention.output(context[part], hidden[part])
-        out[part] = layer.output(layer.intermediate(attended), attended)
-    return out
+        parts.append(layer.output(layer.intermediate(attended), attended))
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
