@@ -53,7 +53,10 @@ def rerankit(config: dict[str, Any]) -> tuple[Scorer, dict[str, Any]]:
     from rerankit.backends._packed import PACKED_TOKENS
 
     dtype = config.get("dtype", "auto")
-    reranker = CrossEncoderReranker(model=config["model"], dtype=dtype, dedupe=False)
+    runtime = config.get("runtime", "torch")
+    reranker = CrossEncoderReranker(
+        model=config["model"], dtype=dtype, dedupe=False, runtime=runtime
+    )
     reranker.warm_up()
 
     def score(query: str, docs: Sequence[str]) -> list[float]:
@@ -66,16 +69,26 @@ def rerankit(config: dict[str, Any]) -> tuple[Scorer, dict[str, Any]]:
     resolved = SHORT_DTYPE.get(resolved, resolved)
     return score, {
         "library": "rerankit",
-        "call": f'CrossEncoderReranker(dtype="{dtype}").rerank',
+        "call": (
+            f'CrossEncoderReranker(dtype="{dtype}").rerank'
+            if runtime == "torch"
+            else f'CrossEncoderReranker(runtime="{runtime}", dtype="{dtype}").rerank'
+        ),
         "dtype": resolved,
         # Unpadded passes hold up to PACKED_TOKENS tokens; the padded path, batch_size pairs.
         "batch_size": (
             f"{PACKED_TOKENS:,} tokens"
-            if reranker._packs(reranker._load())
+            if runtime == "torch" and reranker._packs(reranker._load())
             else reranker.batch_size
         ),
         "scores": "logit",
-        "versions": _versions("rerankit", "torch", "transformers", "sentence-transformers"),
+        "versions": _versions(
+            "rerankit",
+            "torch",
+            "transformers",
+            "sentence-transformers",
+            *(["openvino"] if runtime == "openvino" else []),
+        ),
     }
 
 

@@ -119,6 +119,12 @@ SYSTEMS: dict[str, System] = {
     "rerankit-fast": System(
         "rerankit (fast path)", "rerankit", options={"dtype": "auto"}, peer=False
     ),
+    "rerankit-openvino": System(
+        "rerankit (OpenVINO runtime)",
+        "rerankit",
+        options={"dtype": "auto", "runtime": "openvino"},
+        peer=False,
+    ),
     "rerankit-fp32": System(
         "rerankit (float32)", "rerankit", options={"dtype": "float32"}, peer=False
     ),

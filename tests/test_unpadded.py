@@ -14,6 +14,7 @@ import pytest
 
 from rerankit import ConfigurationError, CrossEncoderReranker
 from rerankit.backends._packed import packable
+from tests._tiny_models import ROBERTA_FAMILY, build_distilbert, build_roberta
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("sentence_transformers")
@@ -54,49 +55,15 @@ def _raw(reranker: CrossEncoderReranker, docs: list[str]) -> list[float]:
 
 @pytest.fixture(scope="module")
 def distilbert_path(minilm_path: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A tiny random DistilBERT cross-encoder (1 logit) with MiniLM's tokenizer."""
-    torch.manual_seed(7)
-    config = transformers.DistilBertConfig(
-        vocab_size=30522, dim=64, hidden_dim=128, n_layers=2, n_heads=4, num_labels=1
-    )
-    model = transformers.DistilBertForSequenceClassification(config).eval()
-    path = Path(tmp_path_factory.mktemp("distilbert")) / "tiny-distilbert-ce"
-    model.save_pretrained(str(path))
-    transformers.AutoTokenizer.from_pretrained(minilm_path).save_pretrained(str(path))
-    return str(path)
-
-
-# The RoBERTa family: (config class, model class) names in transformers.
-ROBERTA_FAMILY = {
-    "xlm-roberta": ("XLMRobertaConfig", "XLMRobertaForSequenceClassification"),
-    "roberta": ("RobertaConfig", "RobertaForSequenceClassification"),
-}
+    return build_distilbert(Path(tmp_path_factory.mktemp("distilbert")), minilm_path)
 
 
 @pytest.fixture(scope="module", params=sorted(ROBERTA_FAMILY))
 def roberta_path(
     request: pytest.FixtureRequest, minilm_path: str, tmp_path_factory: pytest.TempPathFactory
 ) -> str:
-    """A tiny random RoBERTa-family cross-encoder (1 logit) with MiniLM's tokenizer."""
-    config_name, model_name = ROBERTA_FAMILY[request.param]
-    tokenizer = transformers.AutoTokenizer.from_pretrained(minilm_path)
-    torch.manual_seed(11)
-    config = getattr(transformers, config_name)(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=128,
-        type_vocab_size=2,
-        pad_token_id=tokenizer.pad_token_id,
-        num_labels=1,
-        initializer_range=0.2,  # not 0.02: logits that spread over a few units
-    )
-    model = getattr(transformers, model_name)(config).eval()
-    path = Path(tmp_path_factory.mktemp(request.param)) / f"tiny-{request.param}-ce"
-    model.save_pretrained(str(path))
-    tokenizer.save_pretrained(str(path))
-    return str(path)
+    folder = Path(tmp_path_factory.mktemp(request.param))
+    return build_roberta(request.param, folder, minilm_path)
 
 
 def test_unpadded_must_be_a_bool_or_none() -> None:

@@ -330,7 +330,9 @@ def _encode(
         for part, linear in enumerate((attention.query, attention.key, attention.value)):
             if last and part == 0:
                 continue  # the last layer's queries: first tokens only, below
-            qkv[part].index_copy_(0, where, linear(hidden).view(-1, head))
+            # Keys and values without their biases (_output_bias says why that is exact).
+            projected = linear(hidden) if part == 0 else torch.mm(hidden, linear.weight.t())
+            qkv[part].index_copy_(0, where, projected.view(-1, head))
         if last:
             # Only the first tokens' queries, one row per (pair, head) in pair-then-head order:
             # the order of the blocks' rows, so block by block they line up with its keys.
@@ -357,12 +359,36 @@ def _encode(
     return hidden
 
 
+def _output_bias(layer: Any) -> Any:
+    """The attention output projection's bias with the value bias pushed through it:
+    ``W_o b_v + b_o``.
+
+    The keys and values are projected without their biases, which is exact: the key bias adds
+    ``q . b_k`` to every score of a query, the same for all its keys, and softmax ignores a
+    constant added to a row; each attention row sums to one (masked keys get exactly zero), so
+    the value bias adds ``b_v`` to every context vector, and the output projection turns that
+    into the constant ``W_o b_v``. Two fewer bias broadcasts over the whole pass per layer.
+    """
+    dense = layer.attention.output.dense
+    value_bias = layer.attention.self.value.bias
+    if value_bias is None:
+        return dense.bias
+    folded = dense.weight.float() @ value_bias.float()
+    if dense.bias is not None:
+        folded += dense.bias.float()
+    return folded.to(dense.weight.dtype)
+
+
 def _after_attention(torch: Any, layer: Any, context: Any, hidden: Any, step: int) -> Any:
     """The layer's output projection, feed-forward block and LayerNorms over ``step`` tokens at
-    a time (each token's arithmetic is the same whatever the chunk)."""
+    a time (each token's arithmetic is the same whatever the chunk); ``context`` is the
+    attention output without the value bias (:func:`_output_bias`)."""
+    output = layer.attention.output  # dense -> dropout -> LayerNorm(x + hidden)
+    bias = _output_bias(layer)
     parts = []
     for start in range(0, len(hidden), step):
         part = slice(start, start + step)
-        attended = layer.attention.output(context[part], hidden[part])
+        projected = torch.nn.functional.linear(context[part], output.dense.weight, bias)
+        attended = output.LayerNorm(output.dropout(projected) + hidden[part])
         parts.append(layer.output(layer.intermediate(attended), attended))
     return parts[0] if len(parts) == 1 else torch.cat(parts)

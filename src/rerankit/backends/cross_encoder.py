@@ -1,8 +1,9 @@
 """Local cross-encoder reranking through sentence-transformers.
 
 One class with its fast path (tokenise once, length-sorted batches, the unpadded forward of
-:mod:`rerankit.backends._packed`, out-of-memory backoff, micro-batching, multi-query batches):
-these share the tokenised plan of a call, which is why the module runs a little past 400 lines.
+:mod:`rerankit.backends._packed` or the OpenVINO runtime of :mod:`rerankit.backends._openvino`,
+out-of-memory backoff, micro-batching, multi-query batches): these share the tokenised plan of
+a call, which is why the module runs past 400 lines.
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ import numpy as np
 from rerankit._deps import require
 from rerankit._models import exclusive, shared_model
 from rerankit._torch import resolve_device, resolve_dtype, torch_module
+from rerankit.backends._openvino import (
+    OPENVINO_BATCH,
+    OpenVinoModel,
+    compile_openvino,
+    precision_hint,
+)
 from rerankit.backends._packed import PACKED_TOKENS, packable, packed_logits, within_tokens
 from rerankit.backends._segments import LongDocuments, Segments, segment
 from rerankit.backends.local import LocalReranker
@@ -61,6 +68,8 @@ class _Plan:
 PADDED_BATCH = 32
 """Pairs per forward pass of the padded path when ``batch_size`` is not given."""
 
+RUNTIMES = ("torch", "openvino")
+
 _batchers: dict[Hashable, Any] = {}
 _batchers_lock = threading.Lock()
 
@@ -86,6 +95,12 @@ class CrossEncoderReranker(LocalReranker):
       ``unpadded=True``, run the model's own forward. Scores equal it up to floating-point
       noise; ``unpadded=False`` turns it off. Unpadded passes hold up to 16,384 tokens
       (:data:`PACKED_TOKENS`) and, when ``batch_size`` is given, at most that many pairs.
+    * ``runtime="openvino"`` (``pip install 'rerankit[openvino]'``; BERT, RoBERTa and
+      XLM-RoBERTa cross-encoders, on the CPU) converts the model once, on first use, into an
+      OpenVINO graph whose last layer runs for the first token only, and runs length-sorted
+      batches of 16 pairs (``batch_size``) through OpenVINO's CPU plugin, which fuses the graph;
+      ``dtype`` picks its precision (``"auto"``: bf16 where the CPU has it). The default
+      ``runtime="torch"`` runs the model in PyTorch, as above.
     * ``micro_batching=True`` makes concurrent calls (``arerank`` from many coroutines, or
       ``rerank`` from many threads) share forward passes: requests arriving within
       ``micro_batch_wait_ms`` of each other, up to ``micro_batch_pairs`` documents, are scored
@@ -99,6 +114,7 @@ class CrossEncoderReranker(LocalReranker):
         >>> docs = ["Qdrant is a vector DB.", "Paris"]
         >>> results = reranker.rerank("what is qdrant", docs)  # doctest: +SKIP
         >>> server_side = CrossEncoderReranker(model="/models/ce", micro_batching=True)
+        >>> compiled = CrossEncoderReranker(model="/models/ce", runtime="openvino")
     """
 
     backend = "cross-encoder"
@@ -123,11 +139,15 @@ class CrossEncoderReranker(LocalReranker):
         calibration: CalibrationSource | None = None,
         dedupe: bool = True,
         unpadded: bool | None = None,
+        runtime: str = "torch",
     ) -> None:
+        if runtime not in RUNTIMES:
+            raise ConfigurationError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+        default_batch = OPENVINO_BATCH if runtime == "openvino" else PADDED_BATCH
         super().__init__(
             model=model,
             device=device,
-            batch_size=PADDED_BATCH if batch_size is None else batch_size,
+            batch_size=default_batch if batch_size is None else batch_size,
             max_length=max_length,
             dtype=dtype,
             long_documents=long_documents,
@@ -138,6 +158,7 @@ class CrossEncoderReranker(LocalReranker):
         )
         _check_micro_batching(micro_batching, micro_batch_wait_ms, micro_batch_pairs)
         self._set_unpadded(unpadded)
+        self.runtime = runtime
         self._pairs_capped = batch_size is not None
         self.micro_batching = micro_batching
         self.micro_batch_wait_ms = float(micro_batch_wait_ms)
@@ -146,10 +167,22 @@ class CrossEncoderReranker(LocalReranker):
 
     def _resolved(self) -> tuple[str, Any]:
         device = resolve_device(self.device)
+        if self.runtime == "openvino" and device != "cpu":
+            raise ConfigurationError(
+                f"runtime='openvino' runs on the CPU; got device {device!r} (use "
+                "runtime='torch' there)"
+            )
         return device, resolve_dtype(self.dtype, device)
 
+    def _torch_dtype(self) -> Any:
+        """The dtype the PyTorch model is loaded in: float32 for OpenVINO, which converts it
+        and computes in the precision ``dtype`` asks for."""
+        _, dtype = self._resolved()
+        return torch_module().float32 if self.runtime == "openvino" else dtype
+
     def _load_key(self) -> tuple[Hashable, ...]:
-        device, dtype = self._resolved()
+        device, _ = self._resolved()
+        dtype = self._torch_dtype()
         return ("cross-encoder", self.model, device, str(dtype), self.trust_remote_code)
 
     def _load_model(self) -> Any:
@@ -159,7 +192,8 @@ class CrossEncoderReranker(LocalReranker):
             feature=self._feature,
             package="sentence-transformers",
         )
-        device, dtype = self._resolved()
+        device, _ = self._resolved()
+        dtype = self._torch_dtype()
 
         def load() -> Any:
             encoder = st.CrossEncoder(
@@ -173,6 +207,13 @@ class CrossEncoderReranker(LocalReranker):
 
         return shared_model(self._load_key(), load)
 
+    def warm_up(self) -> None:
+        """Load the model now instead of on the first call (with ``runtime="openvino"``, also
+        convert and compile it)."""
+        encoder = self._load()
+        if self.runtime == "openvino":
+            self._openvino(encoder)
+
     def cache_fingerprint(self) -> Mapping[str, Any]:
         """Everything that changes a raw score (used by :class:`~rerankit.CachedReranker`)."""
         device, dtype = self._resolved()
@@ -182,11 +223,14 @@ class CrossEncoderReranker(LocalReranker):
                 versions[name] = importlib.metadata.version(name)
             except importlib.metadata.PackageNotFoundError:
                 versions[name] = "-"
+        if self.runtime == "openvino":
+            versions["openvino"] = importlib.metadata.version("openvino")
         return {
             "backend": self.backend,
             "model": self.model,
             "device": device,
             "dtype": str(dtype),
+            "runtime": self.runtime,
             "max_length": self.max_length,
             "long_documents": self.long_documents,
             "window_overlap": self.window_overlap if self.long_documents == "window" else None,
@@ -234,6 +278,7 @@ class CrossEncoderReranker(LocalReranker):
                 self.micro_batch_wait_ms,
                 self.micro_batch_pairs,
                 self.unpadded,
+                self.runtime,
             )
             with _batchers_lock:
                 batcher = _batchers.get(key)
@@ -350,8 +395,13 @@ class CrossEncoderReranker(LocalReranker):
         order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]["input_ids"]))
         lengths = [len(inputs[i]["input_ids"]) for i in order]
         raw = [0.0] * len(inputs)
-        packed = self._packs(encoder)
+        compiled = self._openvino(encoder) if self.runtime == "openvino" else None
+        packed = compiled is None and self._packs(encoder)
         size = self.batch_size if self._pairs_capped or not packed else len(order)
+        if compiled is not None and order:
+            # Batches of equal size (at most batch_size): 20 pairs as 10 + 10, not 16 + 4, was
+            # 5% faster through OpenVINO, 100 as 15 x 6 + 10 2.5%.
+            size = -(-len(order) // -(-len(order) // size))
         start = 0
         while start < len(order):
             stop = start + size
@@ -360,7 +410,11 @@ class CrossEncoderReranker(LocalReranker):
             chunk = order[start:stop]
             try:
                 values = self._run_batch(
-                    encoder, [inputs[i] for i in chunk], num_labels, packed=packed
+                    encoder,
+                    [inputs[i] for i in chunk],
+                    num_labels,
+                    packed=packed,
+                    compiled=compiled,
                 )
             except _OutOfMemory as exc:
                 if size == 1:
@@ -383,6 +437,26 @@ class CrossEncoderReranker(LocalReranker):
             stacklevel=2,
         )
 
+    def _openvino(self, encoder: Any) -> OpenVinoModel:
+        """The model compiled by OpenVINO (:mod:`rerankit.backends._openvino`), converted once
+        per process for each model and precision."""
+        ov = require(
+            "openvino", extra="openvino", feature="CrossEncoderReranker(runtime='openvino')"
+        )
+        model, tokenizer = encoder.model, encoder.tokenizer
+        if not packable(model, tokenizer):
+            raise ConfigurationError(
+                f"runtime='openvino' takes BERT, RoBERTa and XLM-RoBERTa cross-encoders (the "
+                f"Hugging Face classes, right padding); {self.model} is a "
+                f"{type(model).__name__}: use runtime='torch'"
+            )
+        torch = torch_module()
+        precision = precision_hint(torch, self._resolved()[1])
+        return shared_model(
+            ("openvino", *self._load_key(), precision),
+            lambda: compile_openvino(torch, ov, model, tokenizer, precision),
+        )
+
     def _packs(self, encoder: Any) -> bool:
         """Whether batches run unpadded (:mod:`rerankit.backends._packed`)."""
         return self._unpadded_allowed(encoder.model) and packable(encoder.model, encoder.tokenizer)
@@ -394,10 +468,18 @@ class CrossEncoderReranker(LocalReranker):
         num_labels: int,
         *,
         packed: bool = False,
+        compiled: OpenVinoModel | None = None,
     ) -> list[float]:
         """The logits of one batch; :class:`_OutOfMemory` when memory runs out."""
         torch = torch_module()
         model = encoder.model
+        if compiled is not None:
+            try:
+                logits = compiled.logits(model, encoder.tokenizer, rows)
+            except RuntimeError as exc:
+                raise BackendError(f"{self.model} failed to score a batch: {exc}") from exc
+            values = logits[:, 0] if num_labels == 1 else logits[:, 1] - logits[:, 0]
+            return [float(v) for v in values.tolist()]
         try:
             with torch.inference_mode():
                 if packed:

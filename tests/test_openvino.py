@@ -1,0 +1,165 @@
+"""``CrossEncoderReranker(runtime="openvino")`` against the PyTorch forward of the same model.
+
+The BERT model is MiniLM with a seeded random head (``cross_encoder_path``); tiny random
+XLM-RoBERTa and RoBERTa cross-encoders cover the RoBERTa family (position ids from the padding
+index); a tiny random DistilBERT stands in for an architecture the runtime does not take.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rerankit import ConfigurationError, CrossEncoderReranker, MissingDependencyError
+from rerankit._models import loaded_models
+from rerankit._torch import cpu_supports_bf16
+from tests._tiny_models import ROBERTA_FAMILY, build_distilbert, build_roberta
+
+pytest.importorskip("openvino")
+pytest.importorskip("sentence_transformers")
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+QUERY = "which database stores vectors?"
+DOCS = [
+    "Paris.",
+    "Qdrant is a vector database written in Rust.",
+    "Boil the pasta for nine minutes in salted water, then drain it and add the sauce.",
+    " ".join(f"the river runs past the old mill and field number {i} ." for i in range(12)),
+    "Cats sleep.",
+    "A cross-encoder scores the query and the passage jointly, token by token, in one pass "
+    "through every layer of the transformer.",
+    "BM25 ranks documents by term frequency and inverse document frequency.",
+    "ok",
+    "Vectors of floats are stored in collections and searched by cosine similarity.",
+]
+
+
+def _raw(reranker: CrossEncoderReranker, docs: list[str] = DOCS) -> list[float]:
+    by_index = {r.index: r.raw_score for r in reranker.rerank(QUERY, docs)}
+    return [by_index[i] for i in range(len(docs))]
+
+
+def _spearman(a: list[float], b: list[float]) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+@pytest.fixture(scope="module", params=sorted(ROBERTA_FAMILY))
+def roberta_path(
+    request: pytest.FixtureRequest, minilm_path: str, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    folder = Path(tmp_path_factory.mktemp(request.param))
+    return build_roberta(request.param, folder, minilm_path)
+
+
+def _assert_equals_torch(path: str) -> None:
+    torch_scores = _raw(CrossEncoderReranker(model=path, dtype="float32", unpadded=False))
+    openvino = CrossEncoderReranker(model=path, dtype="float32", runtime="openvino")
+    assert _raw(openvino) == pytest.approx(torch_scores, abs=1e-4)
+    # One pair per batch, and all of them in one: the same scores, so padding changes nothing.
+    one_by_one = CrossEncoderReranker(model=path, dtype="float32", runtime="openvino", batch_size=1)
+    assert _raw(one_by_one) == pytest.approx(torch_scores, abs=1e-4)
+    at_once = CrossEncoderReranker(
+        model=path, dtype="float32", runtime="openvino", batch_size=len(DOCS)
+    )
+    assert _raw(at_once) == pytest.approx(torch_scores, abs=1e-4)
+
+
+def test_openvino_equals_the_torch_forward_in_float32(cross_encoder_path: str) -> None:
+    _assert_equals_torch(cross_encoder_path)
+
+
+def test_roberta_family_openvino_equals_the_torch_forward(roberta_path: str) -> None:
+    _assert_equals_torch(roberta_path)
+
+
+def test_two_label_head_scores_relevant_minus_not_relevant(
+    cross_encoder_path: str, tmp_path: Path
+) -> None:
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(
+        cross_encoder_path, num_labels=2, ignore_mismatched_sizes=True
+    )
+    with torch.no_grad():
+        torch.manual_seed(3)
+        model.classifier.weight.normal_(0.0, 0.5)
+    path = tmp_path / "two-label"
+    model.save_pretrained(str(path))
+    transformers.AutoTokenizer.from_pretrained(cross_encoder_path).save_pretrained(str(path))
+    expected = _raw(CrossEncoderReranker(model=str(path), dtype="float32", unpadded=False))
+    got = _raw(CrossEncoderReranker(model=str(path), dtype="float32", runtime="openvino"))
+    assert got == pytest.approx(expected, abs=1e-4)
+    assert len(set(np.round(got, 3))) > 1
+
+
+def test_long_documents_in_windows_match_the_torch_forward(cross_encoder_path: str) -> None:
+    docs = [" ".join(f"word{i}" for i in range(300)), "short one", DOCS[3]]
+
+    def reranker(**options: object) -> CrossEncoderReranker:
+        return CrossEncoderReranker(
+            model=cross_encoder_path,
+            dtype="float32",
+            max_length=64,
+            long_documents="window",
+            **options,  # type: ignore[arg-type]
+        )
+
+    expected, got = reranker(unpadded=False), reranker(runtime="openvino")
+    windows = {r.index: r.windows for r in got.rerank(QUERY, docs)}
+    assert windows[0] > 1
+    assert _raw(got, docs) == pytest.approx(_raw(expected, docs), abs=1e-4)
+
+
+@pytest.mark.skipif(not cpu_supports_bf16(), reason="needs a CPU with native bf16")
+def test_auto_dtype_runs_bf16_and_keeps_the_float32_ranking(cross_encoder_path: str) -> None:
+    fast = CrossEncoderReranker(model=cross_encoder_path, runtime="openvino")
+    assert fast.cache_fingerprint()["dtype"] == "torch.bfloat16"
+    exact = _raw(CrossEncoderReranker(model=cross_encoder_path, dtype="float32"))
+    got = _raw(fast)
+    assert got != exact  # computed in bf16, not float32
+    assert _spearman(got, exact) >= 0.95
+    assert got == pytest.approx(exact, abs=0.1)
+
+
+def test_warm_up_converts_once_for_every_reranker_of_the_model(cross_encoder_path: str) -> None:
+    first = CrossEncoderReranker(model=cross_encoder_path, dtype="float32", runtime="openvino")
+    first.warm_up()
+    held = loaded_models()
+    second = CrossEncoderReranker(model=cross_encoder_path, dtype="float32", runtime="openvino")
+    second.warm_up()
+    assert second.rerank(QUERY, DOCS[:3])
+    assert loaded_models() == held  # the second shares the converted model
+
+
+def test_fingerprint_names_the_runtime(cross_encoder_path: str) -> None:
+    openvino = CrossEncoderReranker(model=cross_encoder_path, runtime="openvino")
+    plain = CrossEncoderReranker(model=cross_encoder_path)
+    assert openvino.cache_fingerprint()["runtime"] == "openvino"
+    assert "openvino" in openvino.cache_fingerprint()["versions"]
+    assert openvino.cache_fingerprint() != plain.cache_fingerprint()
+
+
+def test_runtime_must_be_known() -> None:
+    with pytest.raises(ConfigurationError, match="runtime must be one of"):
+        CrossEncoderReranker(model="some/model", runtime="onnx")
+
+
+def test_other_architectures_are_refused_with_the_fix(
+    minilm_path: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    path = build_distilbert(Path(tmp_path_factory.mktemp("distilbert")), minilm_path)
+    reranker = CrossEncoderReranker(model=path, runtime="openvino")
+    with pytest.raises(ConfigurationError, match="runtime='torch'"):
+        reranker.rerank(QUERY, DOCS[:2])
+
+
+def test_missing_openvino_names_the_extra(
+    cross_encoder_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if not installed
+    reranker = CrossEncoderReranker(model=cross_encoder_path, dtype="float32", runtime="openvino")
+    with pytest.raises(MissingDependencyError, match=r"rerankit\[openvino\]"):
+        reranker.rerank(QUERY, DOCS[:2])
