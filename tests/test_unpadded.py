@@ -14,25 +14,11 @@ import pytest
 
 from rerankit import ConfigurationError, CrossEncoderReranker
 from rerankit.backends._packed import packable
-from tests._tiny_models import ROBERTA_FAMILY, build_distilbert, build_roberta
+from tests._tiny_models import DOCS, QUERY, ROBERTA_FAMILY
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("sentence_transformers")
 transformers = pytest.importorskip("transformers")
-
-QUERY = "which database stores vectors?"
-# Very different lengths, so one batch pads its short pairs a lot.
-DOCS = [
-    "Paris.",
-    "Qdrant is a vector database written in Rust.",
-    "Boil the pasta for nine minutes in salted water, then drain it and add the sauce.",
-    " ".join(f"the river runs past the old mill and field number {i} ." for i in range(12)),
-    "Cats sleep.",
-    "A cross-encoder scores the query and the passage jointly, token by token, in one pass "
-    "through every layer of the transformer.",
-    "BM25 ranks documents by term frequency and inverse document frequency.",
-    "ok",
-]
 
 
 def _plain_logits(path: str, docs: list[str], *, one_by_one: bool) -> list[float]:
@@ -51,19 +37,6 @@ def _plain_logits(path: str, docs: list[str], *, one_by_one: bool) -> list[float
 def _raw(reranker: CrossEncoderReranker, docs: list[str]) -> list[float]:
     by_index = {r.index: r.raw_score for r in reranker.rerank(QUERY, docs)}
     return [by_index[i] for i in range(len(docs))]
-
-
-@pytest.fixture(scope="module")
-def distilbert_path(minilm_path: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    return build_distilbert(Path(tmp_path_factory.mktemp("distilbert")), minilm_path)
-
-
-@pytest.fixture(scope="module", params=sorted(ROBERTA_FAMILY))
-def roberta_path(
-    request: pytest.FixtureRequest, minilm_path: str, tmp_path_factory: pytest.TempPathFactory
-) -> str:
-    folder = Path(tmp_path_factory.mktemp(request.param))
-    return build_roberta(request.param, folder, minilm_path)
 
 
 def test_unpadded_must_be_a_bool_or_none() -> None:
