@@ -8,6 +8,7 @@ index); a tiny random DistilBERT stands in for an architecture the runtime does 
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,15 @@ def test_warm_up_converts_once_for_every_reranker_of_the_model(cross_encoder_pat
     second.warm_up()
     assert second.rerank(QUERY, DOCS[:3])
     assert loaded_models() == held  # the second shares the converted model
+
+
+def test_concurrent_calls_get_their_own_scores(cross_encoder_path: str) -> None:
+    reranker = CrossEncoderReranker(model=cross_encoder_path, dtype="float32", runtime="openvino")
+    requests = [DOCS[k:] + DOCS[:k] for k in range(6)]  # each call its own order
+    alone = [_raw(reranker, docs) for docs in requests]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        together = list(pool.map(lambda docs: _raw(reranker, docs), requests * 2))
+    assert together == alone * 2
 
 
 def test_fingerprint_names_the_runtime(cross_encoder_path: str) -> None:

@@ -137,9 +137,9 @@ class OpenVinoModel:
             jobs.set_callback(done)
             for index, rows in enumerate(batches):
                 jobs.start_async(padded_inputs(model, tokenizer, rows), index)
-            jobs.wait_all()
         finally:
-            self._queues.put(jobs)
+            jobs.wait_all()  # nothing of this call may still run when another takes the queue
+        self._queues.put(jobs)  # back in the pool only after a call that went through
         missing = [i for i, value in enumerate(out) if value is None]
         if missing:
             raise RuntimeError(f"OpenVINO returned no logits for batches {missing}")
