@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from rerankit.backends._packed import _family
+from rerankit.backends._padding import padded_arrays
 
 __all__ = ["OPENVINO_BATCH", "OpenVinoModel", "compile_openvino", "precision_hint"]
 
@@ -174,28 +175,13 @@ def padded_inputs(
     (position ids as the model's embeddings would make them)."""
     family = _family(model)
     assert family is not None
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    pad_type = int(getattr(tokenizer, "pad_token_type_id", 0) or 0)
-    width = max(len(row["input_ids"]) for row in rows)
-    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    types = np.full((len(rows), width), pad_type, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for r, row in enumerate(rows):
-        n = len(row["input_ids"])
-        ids[r, :n] = row["input_ids"]
-        if "token_type_ids" in row:
-            types[r, :n] = row["token_type_ids"]
-        mask[r, :n] = 1
+    arrays = padded_arrays(tokenizer, rows, names=("input_ids", "token_type_ids"))
+    ids = arrays["input_ids"]
     if family.pad_positions:
         # RoBERTa: padding_idx + the count of non-pad tokens so far; pads get padding_idx.
         pad = int(getattr(model, family.encoder).embeddings.padding_idx)
         real = (ids != pad).astype(np.int64)
         positions = np.cumsum(real, axis=1) * real + pad
     else:
-        positions = np.broadcast_to(np.arange(width, dtype=np.int64), ids.shape).copy()
-    return {
-        "input_ids": ids,
-        "token_type_ids": types,
-        "position_ids": positions,
-        "attention_mask": mask,
-    }
+        positions = np.broadcast_to(np.arange(ids.shape[1], dtype=np.int64), ids.shape).copy()
+    return {name: positions if name == "position_ids" else arrays[name] for name in _INPUTS}

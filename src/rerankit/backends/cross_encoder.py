@@ -17,8 +17,6 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from rerankit._deps import require
 from rerankit._models import exclusive, shared_model
 from rerankit._torch import resolve_device, resolve_dtype, torch_module
@@ -29,6 +27,7 @@ from rerankit.backends._openvino import (
     precision_hint,
 )
 from rerankit.backends._packed import PACKED_TOKENS, packable, packed_logits, within_tokens
+from rerankit.backends._padding import padded_arrays
 from rerankit.backends._segments import LongDocuments, Segments, segment
 from rerankit.backends.local import LocalReranker
 from rerankit.base import ScoreBatch, ScoreRequest
@@ -175,15 +174,14 @@ class CrossEncoderReranker(LocalReranker):
             )
         return device, resolve_dtype(self.dtype, device)
 
-    def _torch_dtype(self) -> Any:
-        """The dtype the PyTorch model is loaded in: float32 for OpenVINO, which converts it
-        and computes in the precision ``dtype`` asks for."""
-        _, dtype = self._resolved()
-        return torch_module().float32 if self.runtime == "openvino" else dtype
+    def _load_target(self) -> tuple[str, Any]:
+        """The device and dtype the PyTorch model is loaded in: float32 for OpenVINO, which
+        converts it and computes in the precision ``dtype`` asks for."""
+        device, dtype = self._resolved()
+        return device, torch_module().float32 if self.runtime == "openvino" else dtype
 
     def _load_key(self) -> tuple[Hashable, ...]:
-        device, _ = self._resolved()
-        dtype = self._torch_dtype()
+        device, dtype = self._load_target()
         return ("cross-encoder", self.model, device, str(dtype), self.trust_remote_code)
 
     def _load_model(self) -> Any:
@@ -193,8 +191,7 @@ class CrossEncoderReranker(LocalReranker):
             feature=self._feature,
             package="sentence-transformers",
         )
-        device, _ = self._resolved()
-        dtype = self._torch_dtype()
+        device, dtype = self._load_target()
 
         def load() -> Any:
             encoder = st.CrossEncoder(
@@ -394,10 +391,10 @@ class CrossEncoderReranker(LocalReranker):
         one pair); the smaller size is kept for the rest of the call and warned about once.
         """
         order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]["input_ids"]))
-        lengths = [len(inputs[i]["input_ids"]) for i in order]
-        raw = [0.0] * len(inputs)
         if self.runtime == "openvino":
             return self._forward_openvino(encoder, inputs, order, num_labels)
+        lengths = [len(inputs[i]["input_ids"]) for i in order]
+        raw = [0.0] * len(inputs)
         packed = self._packs(encoder)
         size = self.batch_size if self._pairs_capped or not packed else len(order)
         start = 0
@@ -446,9 +443,8 @@ class CrossEncoderReranker(LocalReranker):
         except RuntimeError as exc:
             raise BackendError(f"{self.model} failed to score a batch: {exc}") from exc
         for chunk, values in zip(chunks, logits, strict=True):
-            scores = values[:, 0] if num_labels == 1 else values[:, 1] - values[:, 0]
-            for i, value in zip(chunk, scores.tolist(), strict=True):
-                raw[i] = float(value)
+            for i, value in zip(chunk, _relevance(values, num_labels), strict=True):
+                raw[i] = value
         return raw
 
     def _warn_backoff(self, size: int) -> None:
@@ -506,31 +502,20 @@ class CrossEncoderReranker(LocalReranker):
             ):
                 raise _OutOfMemory(exc) from exc
             raise BackendError(f"{self.model} failed to score a batch: {exc}") from exc
-        values = logits[:, 0] if num_labels == 1 else logits[:, 1] - logits[:, 0]
-        return [float(v) for v in values.tolist()]
+        return _relevance(logits, num_labels)
 
     def _padded(self, encoder: Any, rows: Sequence[Mapping[str, list[int]]]) -> dict[str, Any]:
         """The model inputs of one batch, padded to its longest pair, on the model's device."""
-        torch = torch_module()
-        tokenizer = encoder.tokenizer
-        model = encoder.model
-        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        pad_type = int(getattr(tokenizer, "pad_token_type_id", 0) or 0)
-        left = getattr(tokenizer, "padding_side", "right") == "left"
-        width = max(len(row["input_ids"]) for row in rows)
-        arrays: dict[str, Any] = {}
-        for name in rows[0]:
-            fill = pad_id if name == "input_ids" else pad_type
-            arrays[name] = np.full((len(rows), width), fill, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for r, row in enumerate(rows):
-            n = len(row["input_ids"])
-            cols = slice(width - n, width) if left else slice(0, n)
-            for name, array in arrays.items():
-                array[r, cols] = row[name]
-            mask[r, cols] = 1
-        arrays["attention_mask"] = mask
-        return {n: torch.from_numpy(a).to(model.device) for n, a in arrays.items()}
+        device = encoder.model.device
+        arrays = padded_arrays(encoder.tokenizer, rows)
+        return {n: torch_module().from_numpy(a).to(device) for n, a in arrays.items()}
+
+
+def _relevance(logits: Any, num_labels: int) -> list[float]:
+    """One score per row of ``(rows, num_labels)`` logits: the logit, or relevant minus not
+    relevant for a two-label head."""
+    values = logits[:, 0] if num_labels == 1 else logits[:, 1] - logits[:, 0]
+    return [float(v) for v in values.tolist()]
 
 
 class _OutOfMemory(Exception):
