@@ -152,7 +152,7 @@ class _Streams:
 def test_batches_fill_every_stream_twice_within_the_cap(
     pairs: int, cap: int, streams: int, batches: int
 ) -> None:
-    assert OpenVinoModel(None, _Streams(streams)).batches(pairs, cap) == batches
+    assert OpenVinoModel(_Streams(streams)).batches(pairs, cap) == batches
 
 
 def test_runtime_must_be_known() -> None:
