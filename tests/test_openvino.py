@@ -17,7 +17,7 @@ import pytest
 from rerankit import ConfigurationError, CrossEncoderReranker, MissingDependencyError
 from rerankit._models import loaded_models
 from rerankit._torch import cpu_supports_bf16
-from rerankit.backends._openvino import OpenVinoModel
+from rerankit.backends._openvino import OPENVINO_WIDTH, OpenVinoModel, padded_inputs
 from tests._tiny_models import DOCS as VARIED
 from tests._tiny_models import QUERY
 
@@ -173,3 +173,31 @@ def test_missing_openvino_names_the_extra(
     reranker = CrossEncoderReranker(model=cross_encoder_path, dtype="float32", runtime="openvino")
     with pytest.raises(MissingDependencyError, match=r"rerankit\[openvino\]"):
         reranker.rerank(QUERY, DOCS[:2])
+
+
+def _rows(path: str, docs: list[str]) -> tuple[object, object, list[dict[str, list[int]]]]:
+    transformers = pytest.importorskip("transformers")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(path)
+    return model, tokenizer, [dict(tokenizer(QUERY, doc)) for doc in docs]
+
+
+def test_inputs_are_padded_to_a_multiple_of_the_width(cross_encoder_path: str) -> None:
+    model, tokenizer, rows = _rows(cross_encoder_path, DOCS[:3])
+    lengths = [len(row["input_ids"]) for row in rows]
+    arrays = padded_inputs(model, tokenizer, rows)
+    width = -(-max(lengths) // OPENVINO_WIDTH) * OPENVINO_WIDTH
+    assert width > max(lengths)  # the test's rows do not fall on a multiple already
+    assert {a.shape for a in arrays.values()} == {(len(rows), width)}
+    assert arrays["attention_mask"].sum(axis=1).tolist() == lengths
+    for array, row in zip(arrays["input_ids"], rows, strict=True):
+        assert array[: len(row["input_ids"])].tolist() == row["input_ids"]
+    assert arrays["position_ids"][0].tolist() == list(range(width))
+
+
+def test_padding_stays_within_the_models_positions(cross_encoder_path: str) -> None:
+    model, tokenizer, rows = _rows(cross_encoder_path, DOCS[:3])
+    longest = max(len(row["input_ids"]) for row in rows)
+    model.config.max_position_embeddings = longest + 1  # this test's own model object
+    arrays = padded_inputs(model, tokenizer, rows)
+    assert arrays["input_ids"].shape[1] == longest + 1

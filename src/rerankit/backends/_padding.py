@@ -14,14 +14,16 @@ def padded_arrays(
     tokenizer: Any,
     rows: Sequence[Mapping[str, list[int]]],
     names: Iterable[str] | None = None,
+    width: int = 0,
 ) -> dict[str, Any]:
     """``names`` (default: the first row's) and ``attention_mask`` for ``rows``, each padded to
-    the longest row on the tokenizer's padding side: ``input_ids`` with its pad token, the rest
-    with its pad token type. A name a row lacks stays padding in that row."""
+    the longest row (or to ``width``, if wider) on the tokenizer's padding side: ``input_ids``
+    with its pad token, the rest with its pad token type. A name a row lacks stays padding in
+    that row."""
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     pad_type = int(getattr(tokenizer, "pad_token_type_id", 0) or 0)
     left = getattr(tokenizer, "padding_side", "right") == "left"
-    width = max(len(row["input_ids"]) for row in rows)
+    width = max(width, *(len(row["input_ids"]) for row in rows))
     arrays: dict[str, Any] = {}
     for name in rows[0] if names is None else names:
         fill = pad_id if name == "input_ids" else pad_type
