@@ -28,7 +28,13 @@ import numpy as np
 from rerankit.backends._packed import _family
 from rerankit.backends._padding import padded_arrays
 
-__all__ = ["OPENVINO_BATCH", "OPENVINO_WIDTH", "OpenVinoModel", "compile_openvino", "precision_hint"]
+__all__ = [
+    "OPENVINO_BATCH",
+    "OPENVINO_WIDTH",
+    "OpenVinoModel",
+    "compile_openvino",
+    "precision_hint",
+]
 
 OPENVINO_BATCH = 8
 """Pairs per OpenVINO inference at most when ``batch_size`` is not given. With one stream per
@@ -163,8 +169,8 @@ class OpenVinoModel:
             for slot in range(len(requests)):
                 collect(slot)
         finally:
-            for slot, index in enumerate(running):
-                if index is not None:  # a call that failed: let nothing of it run on
+            for slot, left in enumerate(running):
+                if left is not None:  # a call that failed: let nothing of it run on
                     with contextlib.suppress(Exception):
                         requests[slot].wait()
         self._pool.put(requests)  # back in the pool only after a call that went through
