@@ -7,6 +7,7 @@ index); a tiny random DistilBERT stands in for an architecture the runtime does 
 
 from __future__ import annotations
 
+import itertools
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +18,12 @@ import pytest
 from rerankit import ConfigurationError, CrossEncoderReranker, MissingDependencyError
 from rerankit._models import loaded_models
 from rerankit._torch import cpu_supports_bf16
-from rerankit.backends._openvino import OPENVINO_WIDTH, OpenVinoModel, padded_inputs
+from rerankit.backends._openvino import (
+    OPENVINO_WIDTH,
+    OpenVinoModel,
+    balanced_bounds,
+    padded_inputs,
+)
 from tests._tiny_models import DOCS as VARIED
 from tests._tiny_models import QUERY
 
@@ -201,3 +207,31 @@ def test_padding_stays_within_the_models_positions(cross_encoder_path: str) -> N
     model.config.max_position_embeddings = longest + 1  # this test's own model object
     arrays = padded_inputs(model, tokenizer, rows)
     assert arrays["input_ids"].shape[1] == longest + 1
+
+
+def _padded_size(lengths: list[int], start: int, stop: int) -> int:
+    return (stop - start) * -(-lengths[stop - 1] // OPENVINO_WIDTH) * OPENVINO_WIDTH
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 7])
+def test_balanced_bounds_cover_every_pair_with_the_smallest_largest_batch(count: int) -> None:
+    lengths = sorted([12, 14, 15, 20, 33, 40, 41, 60, 97, 98, 120, 250, 251, 400])
+    bounds = balanced_bounds(lengths, count)
+    assert bounds[0] == 0 and bounds[-1] == len(lengths)
+    assert all(a < b for a, b in itertools.pairwise(bounds))
+    assert len(bounds) - 1 <= count
+    largest = max(_padded_size(lengths, a, b) for a, b in itertools.pairwise(bounds))
+    # no other cut into at most `count` contiguous batches has a smaller largest batch
+    best = min(
+        max(_padded_size(lengths, a, b) for a, b in itertools.pairwise(cut))
+        for k in range(1, count + 1)
+        for inner in itertools.combinations(range(1, len(lengths)), k - 1)
+        for cut in [[0, *inner, len(lengths)]]
+    )
+    assert largest == best
+
+
+def test_balanced_bounds_give_short_pairs_bigger_batches() -> None:
+    lengths = [10] * 6 + [100] * 2
+    assert balanced_bounds(lengths, 2) == [0, 6, 8]  # equal counts would be [0, 4, 8]
+    assert balanced_bounds([], 3) == [0]

@@ -23,6 +23,7 @@ from rerankit._torch import resolve_device, resolve_dtype, torch_module
 from rerankit.backends._openvino import (
     OPENVINO_BATCH,
     OpenVinoModel,
+    balanced_bounds,
     compile_openvino,
     precision_hint,
 )
@@ -427,14 +428,16 @@ class CrossEncoderReranker(LocalReranker):
         order: Sequence[int],
         num_labels: int,
     ) -> list[float]:
-        """One logit per pair through OpenVINO: the length-sorted pairs in batches of about
-        equal size (:meth:`OpenVinoModel.batches`), run side by side on its streams."""
+        """One logit per pair through OpenVINO: the length-sorted pairs in as many batches as
+        :meth:`OpenVinoModel.batches` asks, of about equal padded size (:func:`balanced_bounds`),
+        run side by side on its streams."""
         compiled = self._openvino(encoder)
         raw = [0.0] * len(inputs)
         if not order:
             return raw
         count = compiled.batches(len(order), self.batch_size)
-        bounds = [len(order) * k // count for k in range(count + 1)]
+        lengths = [len(inputs[i]["input_ids"]) for i in order]
+        bounds = balanced_bounds(lengths, count)
         chunks = [order[a:b] for a, b in itertools.pairwise(bounds)]
         try:
             logits = compiled.logits(
