@@ -32,6 +32,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse
 import asyncio
 import datetime as dt
+import importlib.util
 import platform
 import statistics
 import tempfile
@@ -128,16 +129,25 @@ def encoders(queries: list[Any], rounds: int) -> list[str]:
     return rows
 
 
-def batches(queries: list[Any], path: str, rounds: int) -> tuple[list[str], list[str]]:
-    """Part 2: rerank_batch vs one call per query vs asyncio.gather over arerank."""
+def batch_rerankers(path: str) -> list[tuple[str, Any]]:
+    """The rerankers of part 2 (the OpenVINO runtime where ``openvino`` is installed)."""
     from rerankit import CrossEncoderReranker, EmbeddingReranker
 
+    out = [("cross-encoder (bf16, unpadded)", CrossEncoderReranker(model=path, device="cpu"))]
+    if importlib.util.find_spec("openvino") is not None:
+        openvino = CrossEncoderReranker(model=path, runtime="openvino")
+        out.append(("cross-encoder (OpenVINO runtime)", openvino))
+    out.append(("embedding (float32, unpadded)", EmbeddingReranker(device="cpu")))
+    return out
+
+
+def batches(
+    queries: list[Any], rerankers: list[tuple[str, Any]], rounds: int
+) -> tuple[list[str], list[str]]:
+    """Part 2: rerank_batch vs one call per query vs asyncio.gather over arerank."""
     rows, checks = [], []
     groups = [queries[i : i + 4] for i in range(0, len(queries) - 3, 4)]
-    for label, reranker in (
-        ("cross-encoder (bf16, unpadded)", CrossEncoderReranker(model=path, device="cpu")),
-        ("embedding (float32, unpadded)", EmbeddingReranker(device="cpu")),
-    ):
+    for label, reranker in rerankers:
         for n in (20, 100):
 
             def batch(i: int, r: Any = reranker, n: int = n) -> Any:
@@ -201,7 +211,8 @@ def main() -> None:
     start_load = load_average()
     part1 = encoders(queries, args.rounds)
     with tempfile.TemporaryDirectory() as tmp:
-        part2, checks = batches(queries, build_cross_encoder(Path(tmp)), args.rounds)
+        rerankers = batch_rerankers(build_cross_encoder(Path(tmp)))
+        part2, checks = batches(queries, rerankers, args.rounds)
     share = meter.stop()
     flags = [f for f in cpu_flags() if "bf16" in f or f in ("avx512f", "amx_tile")]
     section = "\n".join(
