@@ -280,7 +280,9 @@ RECOVERED = {
 def test_transient_failures_are_retried(
     request: pytest.FixtureRequest, fault: str, name: str, mode: str
 ) -> None:
-    reranker, server, docs = make(request, name, "one", deadline=4.0)
+    # an attempt timeout far above a loopback reply's time: on a busy machine the default 0.3 s
+    # can time out the healthy attempt too, and this test counts the retries of one fault
+    reranker, server, docs = make(request, name, "one", deadline=4.0, timeout=2.0)
     server.push(RECOVERED[fault]())
     outcome = call(reranker, docs, mode)
     assert outcome.error is None, outcome.error

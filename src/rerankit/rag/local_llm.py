@@ -385,10 +385,13 @@ class LocalGenerator:
                     continue
                 logp = torch.log_softmax(logits[0].float(), dim=-1)
                 values, indices = torch.topk(logp, k)
+                # on a tie (bf16 logits tie often) the chosen token comes first among equals
+                ranked = sorted(
+                    zip(values.tolist(), indices.tolist(), strict=True),
+                    key=lambda pair: (-pair[0], pair[1] != chosen),
+                )
                 top = tuple(
-                    (tokenizer.decode([int(i)]), float(v))
-                    for v, i in zip(values.tolist(), indices.tolist(), strict=True)
-                    if math.isfinite(v)
+                    (tokenizer.decode([int(i)]), float(v)) for v, i in ranked if math.isfinite(v)
                 )
                 tokens.append(TokenLogprob(tokenizer.decode([chosen]), float(logp[chosen]), top))
         return tuple(tokens)
