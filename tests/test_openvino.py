@@ -182,7 +182,6 @@ def test_missing_openvino_names_the_extra(
 
 
 def _rows(path: str, docs: list[str]) -> tuple[object, object, list[dict[str, list[int]]]]:
-    transformers = pytest.importorskip("transformers")
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
     model = transformers.AutoModelForSequenceClassification.from_pretrained(path)
     return model, tokenizer, [dict(tokenizer(QUERY, doc)) for doc in docs]

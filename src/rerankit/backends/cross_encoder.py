@@ -392,9 +392,9 @@ class CrossEncoderReranker(LocalReranker):
         one pair); the smaller size is kept for the rest of the call and warned about once.
         """
         order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]["input_ids"]))
-        if self.runtime == "openvino":
-            return self._forward_openvino(encoder, inputs, order, num_labels)
         lengths = [len(inputs[i]["input_ids"]) for i in order]
+        if self.runtime == "openvino":
+            return self._forward_openvino(encoder, inputs, order, lengths, num_labels)
         raw = [0.0] * len(inputs)
         packed = self._packs(encoder)
         size = self.batch_size if self._pairs_capped or not packed else len(order)
@@ -426,18 +426,17 @@ class CrossEncoderReranker(LocalReranker):
         encoder: Any,
         inputs: Sequence[Mapping[str, list[int]]],
         order: Sequence[int],
+        lengths: Sequence[int],
         num_labels: int,
     ) -> list[float]:
-        """One logit per pair through OpenVINO: the length-sorted pairs in as many batches as
-        :meth:`OpenVinoModel.batches` asks, of about equal padded size (:func:`balanced_bounds`),
-        run side by side on its streams."""
+        """One logit per pair through OpenVINO: the length-sorted pairs (``order``, their
+        ``lengths``) in as many batches as :meth:`OpenVinoModel.batches` asks, of about equal
+        padded size (:func:`balanced_bounds`), run side by side on its streams."""
         compiled = self._openvino(encoder)
         raw = [0.0] * len(inputs)
         if not order:
             return raw
-        count = compiled.batches(len(order), self.batch_size)
-        lengths = [len(inputs[i]["input_ids"]) for i in order]
-        bounds = balanced_bounds(lengths, count)
+        bounds = balanced_bounds(lengths, compiled.batches(len(order), self.batch_size))
         chunks = [order[a:b] for a, b in itertools.pairwise(bounds)]
         try:
             logits = compiled.logits(
